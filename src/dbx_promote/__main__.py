@@ -1,0 +1,3 @@
+from dbx_promote.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""The command line: the only module that prints, colours output and picks exit codes.
+
+Each command parses its options, builds settings, makes one library call and renders the
+result. Library errors (`DbxPromoteError`) become one line on stderr and their exit code;
+anything else is an internal error, shown with a traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from dbx_promote import __version__
+from dbx_promote.errors import DbxPromoteError
+
+log = logging.getLogger("dbx_promote")
+
+
+@dataclass
+class AppContext:
+    """What every command gets from the top-level options."""
+
+    config_path: str | None
+    debug: bool
+    out: Console
+    err: Console
+
+    @property
+    def in_pipeline(self) -> bool:
+        return os.environ.get("TF_BUILD", "").lower() == "true"
+
+
+def emit_json(obj: Any) -> None:
+    """Print exactly one JSON object on stdout (for ``--output json``)."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="DBX_PROMOTE_CONFIG",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: ./dbx-promote.yml; env DBX_PROMOTE_CONFIG).",
+)
+@click.option("--debug", is_flag=True, help="Log every request (secrets redacted); show tracebacks.")
+@click.version_option(__version__, prog_name="dbx-promote")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """Build Databricks notebooks once; promote the same bytes from Test to Prod."""
+    ctx.obj = AppContext(
+        config_path=config_path,
+        debug=debug,
+        out=Console(),
+        err=Console(stderr=True),
+    )
+    if debug:
+        _enable_debug_logging()
+
+
+def _enable_debug_logging() -> None:
+    from dbx_promote.redact import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("dbx_promote", "databricks.sdk"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
+# === emulator (issue 3) ====================================================================
+
+# === build / verify / inspect (issue 4) ====================================================
+
+# === deploy / diff (issue 5) ===============================================================
+
+# === promote / rollback / status / history (issue 6) =======================================
+
+# === ado (issue 7) =========================================================================
+
+
+# === entry point ===========================================================================
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from dbx_promote.redact import redact
+
+    line = redact(" ".join(message.split()))
+    click.echo(f"error: {line}", err=True)
+    if os.environ.get("TF_BUILD", "").lower() == "true":
+        from dbx_promote.azure.logging_commands import log_issue
+
+        click.echo(log_issue("error", line))
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map errors to one line on stderr and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="dbx-promote", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        # Usage errors: keep click's own hint line, exit 2 as the contract says.
+        exc.show()
+        sys.exit(2)
+    except DbxPromoteError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
