@@ -1,0 +1,467 @@
+"""`dbx-promote.yml`: frozen, validated settings.
+
+Everything that can be wrong with the file is collected and reported in one error, so a
+user fixes the file once instead of once per run. Credentials never live here: a key that
+looks like one is refused. Auth is resolved elsewhere (`workspace.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from dbx_promote.errors import ConfigError, UnknownEnvironment
+
+DEFAULT_CONFIG_NAME = "dbx-promote.yml"
+CONFIG_ENV_VAR = "DBX_PROMOTE_CONFIG"
+
+# Keys that name a credential. Refused wherever they appear: a token in a file in Git is
+# a token leaked to everyone who can read the repository.
+CREDENTIAL_KEYS = frozenset(
+    {
+        "token",
+        "pat",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "access_token",
+        "api_key",
+        "apikey",
+        "personal_access_token",
+        "sas_token",
+        "account_key",
+    }
+)
+_TOKEN_VALUE = re.compile(r"\bdapi[0-9a-f]{32}\b")
+
+# Folders that many people and jobs share: deploying "into" them would make the tool the
+# owner of everything there. A root must sit strictly below them.
+RESERVED_ROOTS = frozenset({"/", "/Shared", "/Users", "/Repos", "/Workspace"})
+
+KNOWN_AUTH_MODES = frozenset(
+    {
+        "azure-pipelines",
+        "pat",
+        "azure-cli",
+        "azure-client-secret",
+        "azure-devops-oidc",
+        "oauth-m2m",
+        "env-oidc",
+        "file-oidc",
+        "databricks-cli",
+        "github-oidc",
+        "github-oidc-azure",
+        "metadata-service",
+        "external-browser",
+    }
+)
+
+_TOP_KEYS = {"project", "source", "build", "environments"}
+_BUILD_KEYS = {"include", "exclude", "strip_outputs", "allow_files"}
+_ENV_KEYS = {
+    "host",
+    "profile",
+    "auth",
+    "root",
+    "requires",
+    "keep_releases",
+    "parameters",
+    "approval",
+    "ado_environment",
+    "lock_timeout_minutes",
+    "parallel",
+}
+_APPROVAL_KEYS = {
+    "approvers",
+    "min_approvers",
+    "instructions",
+    "timeout_minutes",
+    "branch_control",
+    "requester_cannot_approve",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The manual gate `ado ensure-environments` puts on an Azure DevOps environment."""
+
+    approvers: tuple[str, ...]
+    min_approvers: int = 1
+    instructions: str = ""
+    timeout_minutes: int = 43200
+    requester_cannot_approve: bool = True
+    # Refs allowed to deploy (Branch control check), e.g. ("refs/tags/v*",); empty = none.
+    branch_control: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deployment target: a folder in a workspace."""
+
+    name: str
+    root: str
+    host: str | None = None
+    profile: str | None = None
+    auth: str | None = None
+    requires: str | None = None
+    keep_releases: int = 5
+    parameters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    approval: Approval | None = None
+    ado_environment: str = ""
+    lock_timeout_minutes: int = 60
+    parallel: int = 8
+
+    def resolved_root(self, user: str) -> str:
+        """The root with ``{user}`` expanded, validated again after expansion."""
+        root = self.root.replace("{user}", user)
+        problems = validate_root(root)
+        if problems:
+            raise ConfigError(f"environment '{self.name}': {problems[0]}")
+        return normalize_workspace_path(root)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    include: tuple[str, ...] = ("**/*",)
+    exclude: tuple[str, ...] = ()
+    strip_outputs: bool = True
+    allow_files: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated file."""
+
+    path: Path
+    base_dir: Path
+    project: str
+    source: Path
+    build: BuildSettings
+    environments: Mapping[str, Environment]
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``; `UnknownEnvironment` (exit 2) if none."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise UnknownEnvironment(
+                f"unknown environment '{name}'; {self.path.name} defines: {known}"
+            ) from None
+
+
+def normalize_workspace_path(path: str) -> str:
+    """Collapse slashes and drop the `/Workspace` alias, as the service does."""
+    path = re.sub(r"/+", "/", path)
+    if path == "/Workspace" or path.startswith("/Workspace/"):
+        path = path[len("/Workspace") :] or "/"
+    if len(path) > 1:
+        path = path.rstrip("/")
+    return path
+
+
+def validate_root(root: str) -> list[str]:
+    """Problems with ``root`` as a deployment folder (empty list when it is fine)."""
+    if not isinstance(root, str) or not root:
+        return ["root must be a non-empty workspace path"]
+    if not root.startswith("/"):
+        return [f"root '{root}' must be an absolute workspace path (start with /)"]
+    parts = root.split("/")
+    if any(p in (".", "..") for p in parts):
+        return [f"root '{root}' must not contain '.' or '..'"]
+    norm = normalize_workspace_path(root)
+    if norm in RESERVED_ROOTS:
+        return [f"root '{root}' is a shared top-level folder; use a folder inside it"]
+    segments = norm.strip("/").split("/")
+    if segments[0] in ("Users", "Repos") and len(segments) < 3:
+        return [f"root '{root}' is a home folder; use a folder inside it, e.g. {norm}/project"]
+    if segments[0] == "Repos":
+        return [f"root '{root}' is inside /Repos (Git folders); deploy to a normal folder"]
+    return []
+
+
+def find_config(path: str | os.PathLike[str] | None) -> Path:
+    """The config file to read: explicit path, `DBX_PROMOTE_CONFIG`, else ./dbx-promote.yml."""
+    chosen = path or os.environ.get(CONFIG_ENV_VAR)
+    if chosen:
+        p = Path(chosen).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        return p.resolve()
+    p = Path.cwd() / DEFAULT_CONFIG_NAME
+    if not p.is_file():
+        raise ConfigError(
+            f"no {DEFAULT_CONFIG_NAME} in {Path.cwd()}; pass --config or set {CONFIG_ENV_VAR}"
+        )
+    return p.resolve()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file.
+
+    Raises `ConfigError` (exit 2) listing every problem found.
+    """
+    cfg_path = find_config(path)
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {cfg_path}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Report only the position: the parser's message can quote the offending line,
+        # and that line may hold a secret someone pasted by mistake.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{cfg_path.name} is not valid YAML{where}") from None
+    return parse_config(raw, cfg_path)
+
+
+def parse_config(raw: Any, cfg_path: Path) -> Config:
+    """Validate an already-parsed document (see `load_config`)."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path.name} must be a mapping with project, source, environments")
+
+    _find_credentials(raw, "", problems)
+
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.append(f"unknown key '{key}'")
+
+    project = raw.get("project")
+    if not isinstance(project, str) or not _NAME.match(project):
+        problems.append("project must be a name of letters, digits, '.', '_' or '-'")
+        project = "project"
+
+    source_raw = raw.get("source", "notebooks")
+    if not isinstance(source_raw, str) or not source_raw:
+        problems.append("source must be a folder path")
+        source_raw = "notebooks"
+    base_dir = cfg_path.parent
+    source = (base_dir / source_raw).resolve()
+
+    build = _parse_build(raw.get("build") or {}, problems)
+
+    envs_raw = raw.get("environments")
+    environments: dict[str, Environment] = {}
+    if not isinstance(envs_raw, dict) or not envs_raw:
+        problems.append("environments must map at least one environment name to its settings")
+    else:
+        for name, env_raw in envs_raw.items():
+            env = _parse_environment(str(name), env_raw, problems)
+            if env is not None:
+                environments[str(name)] = env
+        _check_requires(environments, problems)
+
+    if problems:
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise ConfigError(f"{cfg_path.name} has {len(problems)} {noun}: " + "; ".join(problems))
+
+    return Config(
+        path=cfg_path,
+        base_dir=base_dir,
+        project=str(project),
+        source=source,
+        build=build,
+        environments=MappingProxyType(environments),
+    )
+
+
+def _find_credentials(node: Any, where: str, problems: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            if str(key).lower() in CREDENTIAL_KEYS:
+                problems.append(
+                    f"'{here}' looks like a credential; credentials never go in this file "
+                    "(use environment variables, a profile or a service connection)"
+                )
+                continue
+            _find_credentials(value, here, problems)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _find_credentials(item, f"{where}[{i}]", problems)
+    elif isinstance(node, str) and _TOKEN_VALUE.search(node):
+        problems.append(f"'{where}' holds a Databricks token; remove it from the file")
+
+
+def _parse_build(raw: Any, problems: list[str]) -> BuildSettings:
+    if not isinstance(raw, dict):
+        problems.append("build must be a mapping")
+        return BuildSettings()
+    for key in sorted(set(raw) - _BUILD_KEYS):
+        problems.append(f"build: unknown key '{key}'")
+    include = _str_tuple(raw.get("include", ["**/*"]), "build.include", problems)
+    exclude = _str_tuple(raw.get("exclude", []), "build.exclude", problems)
+    strip = _bool(raw.get("strip_outputs", True), "build.strip_outputs", problems)
+    allow = _bool(raw.get("allow_files", True), "build.allow_files", problems)
+    return BuildSettings(include=include, exclude=exclude, strip_outputs=strip, allow_files=allow)
+
+
+def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment | None:
+    where = f"environments.{name}"
+    if not _NAME.match(name):
+        problems.append(f"{where}: environment names are letters, digits, '.', '_' or '-'")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where} must be a mapping with at least 'root'")
+        return None
+    for key in sorted(set(raw) - _ENV_KEYS):
+        if key.lower() not in CREDENTIAL_KEYS:
+            problems.append(f"{where}: unknown key '{key}'")
+
+    root = raw.get("root")
+    if root is None:
+        problems.append(f"{where}: root is required")
+        root = "/invalid"
+    else:
+        # `{user}` is expanded per caller; validate with a stand-in user name.
+        for problem in validate_root(str(root).replace("{user}", "someone@example.com")):
+            problems.append(f"{where}: {problem}")
+
+    host = _opt_str(raw.get("host"), f"{where}.host", problems)
+    if host and not re.match(r"^https?://[^/\s]+/?$", host):
+        problems.append(f"{where}.host must look like https://adb-123.4.azuredatabricks.net")
+    profile = _opt_str(raw.get("profile"), f"{where}.profile", problems)
+    auth = _opt_str(raw.get("auth"), f"{where}.auth", problems)
+    if auth and auth not in KNOWN_AUTH_MODES:
+        problems.append(
+            f"{where}.auth '{auth}' is not one of: {', '.join(sorted(KNOWN_AUTH_MODES))}"
+        )
+    requires = _opt_str(raw.get("requires"), f"{where}.requires", problems)
+    keep = _int(raw.get("keep_releases", 5), f"{where}.keep_releases", problems, minimum=1)
+    lock_timeout = _int(
+        raw.get("lock_timeout_minutes", 60), f"{where}.lock_timeout_minutes", problems, minimum=1
+    )
+    parallel = _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1)
+    params = raw.get("parameters") or {}
+    if not isinstance(params, dict):
+        problems.append(f"{where}.parameters must be a mapping")
+        params = {}
+    ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
+    approval = _parse_approval(raw.get("approval"), f"{where}.approval", problems)
+    return Environment(
+        name=name,
+        root=str(root),
+        host=host.rstrip("/") if host else None,
+        profile=profile,
+        auth=auth,
+        requires=requires,
+        keep_releases=keep,
+        parameters=MappingProxyType(dict(params)),
+        approval=approval,
+        ado_environment=ado_env or f"dbx-{name}",
+        lock_timeout_minutes=lock_timeout,
+        parallel=parallel,
+    )
+
+
+def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where} must be a mapping with approvers")
+        return None
+    for key in sorted(set(raw) - _APPROVAL_KEYS):
+        problems.append(f"{where}: unknown key '{key}'")
+    approvers = _str_tuple(raw.get("approvers", []), f"{where}.approvers", problems)
+    if not approvers:
+        problems.append(f"{where}.approvers must name at least one user or group")
+    min_approvers = _int(raw.get("min_approvers", 1), f"{where}.min_approvers", problems, 1)
+    if approvers and min_approvers > len(approvers):
+        problems.append(f"{where}.min_approvers ({min_approvers}) exceeds the approvers listed")
+    timeout = _int(raw.get("timeout_minutes", 43200), f"{where}.timeout_minutes", problems, 1)
+    branch = raw.get("branch_control", ())
+    if branch is True:
+        branch = ["refs/tags/v*"]
+    elif branch is False or branch is None:
+        branch = []
+    return Approval(
+        approvers=approvers,
+        min_approvers=min_approvers,
+        instructions=str(raw.get("instructions", "")),
+        timeout_minutes=timeout,
+        requester_cannot_approve=_bool(
+            raw.get("requester_cannot_approve", True), f"{where}.requester_cannot_approve", problems
+        ),
+        branch_control=_str_tuple(branch, f"{where}.branch_control", problems),
+    )
+
+
+def _check_requires(envs: dict[str, Environment], problems: list[str]) -> None:
+    for env in envs.values():
+        if env.requires and env.requires not in envs:
+            problems.append(
+                f"environments.{env.name}.requires names unknown environment '{env.requires}'"
+            )
+    reported: set[frozenset[str]] = set()
+    for start in sorted(envs):
+        seen = [start]
+        current = envs[start].requires
+        while current and current in envs:
+            if current in seen:
+                loop = seen[seen.index(current) :]
+                if frozenset(loop) not in reported:
+                    reported.add(frozenset(loop))
+                    problems.append(f"'requires' forms a cycle: {' -> '.join([*loop, current])}")
+                break
+            seen.append(current)
+            current = envs[current].requires
+
+
+def _opt_str(value: Any, where: str, problems: list[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{where} must be a non-empty string")
+        return None
+    return value.strip()
+
+
+def _str_tuple(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{where} must be a list of strings")
+        return ()
+    return tuple(value)
+
+
+def _bool(value: Any, where: str, problems: list[str]) -> bool:
+    if not isinstance(value, bool):
+        problems.append(f"{where} must be true or false")
+        return False
+    return value
+
+
+def _int(value: Any, where: str, problems: list[str], minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.append(f"{where} must be an integer >= {minimum}")
+        return minimum
+    return value
+
+
+def relative_to_root(root: str, path: str) -> str | None:
+    """``path`` relative to ``root``, or None when it is not inside it."""
+    root = normalize_workspace_path(root)
+    path = normalize_workspace_path(path)
+    if path == root:
+        return ""
+    if path.startswith(root + "/"):
+        return path[len(root) + 1 :]
+    return None
+
+
+def join_workspace(root: str, rel: str) -> str:
+    """``root/rel`` as a normalised workspace path."""
+    return normalize_workspace_path(posixpath.join(root, rel)) if rel else root
