@@ -82,6 +82,115 @@ def _enable_debug_logging() -> None:
 
 # === build / verify / inspect (issue 4) ====================================================
 
+
+def _artifact_summary(artifact: Any) -> dict[str, Any]:
+    return {
+        "artifact": str(artifact.path),
+        "version": artifact.version,
+        "digest": artifact.digest,
+        "objects": len(artifact.manifest.objects),
+    }
+
+
+@cli.command("build")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the artifact (default: dist/ next to the config file).",
+)
+@click.option("--version", "version", default=None, help="Use this version instead of git's.")
+@click.option(
+    "--strip-outputs/--keep-outputs",
+    default=None,
+    help="Strip .ipynb outputs and execution counts (default: config, else strip).",
+)
+@click.option("--no-files", is_flag=True, help="Refuse files that are not notebooks.")
+@click.option("--release", is_flag=True, help="Refuse to build from a dirty tree.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def build_cmd(
+    app: AppContext,
+    out_dir: str | None,
+    version: str | None,
+    strip_outputs: bool | None,
+    no_files: bool,
+    release: bool,
+    output: str,
+) -> None:
+    """Build the notebooks into dist/<project>-<version>.zip."""
+    from pathlib import Path
+
+    from dbx_promote.artifact import BuildOptions, build_artifact
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    options = BuildOptions(
+        project=config.project,
+        source=config.source,
+        include=config.build.include,
+        exclude=config.build.exclude,
+        strip_outputs=config.build.strip_outputs if strip_outputs is None else strip_outputs,
+        allow_files=config.build.allow_files and not no_files,
+        release=release,
+        version=version,
+    )
+    artifact = build_artifact(options, Path(out_dir) if out_dir else config.base_dir / "dist")
+    if output == "json":
+        emit_json(_artifact_summary(artifact))
+        return
+    app.out.print(f"built   {artifact.path}", highlight=False)
+    app.out.print(f"version {artifact.version}", highlight=False)
+    app.out.print(f"digest  {artifact.digest}", highlight=False)
+
+
+@cli.command("verify")
+@click.argument("artifact_path", metavar="ARTIFACT", type=click.Path(dir_okay=False))
+@click.pass_obj
+def verify_cmd(app: AppContext, artifact_path: str) -> None:
+    """Check an artifact's structure, manifest and every object's sha256."""
+    from dbx_promote.artifact import verify_artifact
+
+    artifact = verify_artifact(artifact_path)
+    app.out.print(f"OK {artifact.digest} {len(artifact.manifest.objects)} objects", highlight=False)
+
+
+@cli.command("inspect")
+@click.argument("artifact_path", metavar="ARTIFACT", type=click.Path(dir_okay=False))
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def inspect_cmd(app: AppContext, artifact_path: str, output: str) -> None:
+    """Show a verified artifact's manifest."""
+    from rich.table import Table
+
+    from dbx_promote.artifact import open_artifact
+
+    artifact = open_artifact(artifact_path)
+    manifest = artifact.manifest
+    if output == "json":
+        emit_json({**manifest.to_dict(), "digest": artifact.digest})
+        return
+    app.out.print(
+        f"{manifest.project} {manifest.version}  {artifact.digest}\n"
+        f"commit {manifest.commit or '-'} at {manifest.commit_time or '-'}, "
+        f"built by dbx-promote {manifest.tool_version}",
+        highlight=False,
+    )
+    table = Table("kind", "language", "format", "size", "sha256")
+    table.add_column("workspace path", overflow="fold")
+    for obj in manifest.objects:
+        table.add_row(
+            obj.kind,
+            obj.language or "",
+            obj.format,
+            str(obj.size),
+            obj.sha256[:12],
+            obj.workspace_path,
+        )
+    app.out.print(table)
+
+
 # === deploy / diff (issue 5) ===============================================================
 
 # === promote / rollback / status / history (issue 6) =======================================
