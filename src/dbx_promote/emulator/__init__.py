@@ -1,0 +1,14 @@
+"""A local Databricks Workspace API 2.0 emulator for tests, benchmarks and offline trials.
+
+See ``docs/emulator.md`` for the endpoints, the control API and every choice made where
+the real service's behaviour is not known.
+"""
+
+from __future__ import annotations
+
+from dbx_promote.emulator.client import EmulatorControl
+from dbx_promote.emulator.control import Fault
+from dbx_promote.emulator.server import Emulator
+from dbx_promote.emulator.store import ApiError
+
+__all__ = ["ApiError", "Emulator", "EmulatorControl", "Fault"]

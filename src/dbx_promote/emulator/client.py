@@ -1,0 +1,98 @@
+"""`EmulatorControl`: the emulator's control API over HTTP, for an emulator in another process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from dbx_promote.emulator.control import Fault
+from dbx_promote.emulator.store import ApiError
+
+
+class EmulatorControl:
+    """Drive a running emulator's ``/_emulator/`` control API at ``url``.
+
+    Methods mirror `Emulator`'s controls. A refused request raises `ApiError` with the
+    status and ``error_code`` the emulator sent; an unreachable emulator raises `OSError`.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        # The emulator is local: never send control calls through an HTTP proxy.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _call(
+        self,
+        method: str,
+        name: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> bytes:
+        url = f"{self.url}/_emulator/{name}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                err = json.loads(raw)
+                raise ApiError(exc.code, err["error_code"], err["message"]) from None
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(exc.code, "UNKNOWN", raw.decode(errors="replace")) from None
+
+    def _json(self, method: str, name: str, **kwargs: Any) -> Any:
+        return json.loads(self._call(method, name, **kwargs))
+
+    def reset(self, settings: bool = False) -> None:
+        """Empty the tree (roots kept); clear faults, counters and log; settings optional."""
+        self._call("POST", "reset", {"settings": settings})
+
+    def add_fault(self, fault: Fault) -> None:
+        """Arm a `Fault`."""
+        self._call("POST", "faults", fault.to_dict())
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        self._call("DELETE", "faults")
+
+    def set_latency(self, ms: float) -> None:
+        """Delay every counted request by ``ms`` milliseconds."""
+        self._call("POST", "settings", {"latency_ms": ms})
+
+    def set_import_rate_limit(self, per_second: float | None) -> None:
+        """Answer imports above ``per_second`` with 429 (None: no limit)."""
+        self._call("POST", "settings", {"import_rate_limit": per_second})
+
+    def counters(self) -> dict[str, Any]:
+        """Request counts since the last reset."""
+        return dict(self._json("GET", "counters"))
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """Every counted request since the last reset."""
+        return list(self._json("GET", "log"))
+
+    def tree(self, root: str = "/") -> dict[str, dict[str, Any]]:
+        """Every object at or under ``root`` with type, language, id, size, sha256, times."""
+        return dict(self._json("GET", "tree", query={"root": root}))
+
+    def read(self, path: str) -> bytes:
+        """Stored bytes of a notebook or file; `ApiError` 404 if missing."""
+        return self._call("GET", "read", query={"path": path})
+
+    def hand_edit(self, path: str, content: bytes | None = None) -> None:
+        """Edit an object as a person in the UI would; `ApiError` 404 if missing."""
+        body: dict[str, Any] = {"path": path}
+        if content is not None:
+            body["content_b64"] = base64.b64encode(content).decode("ascii")
+        self._call("POST", "hand-edit", body)

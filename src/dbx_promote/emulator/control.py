@@ -1,0 +1,223 @@
+"""Test and benchmark controls: faults, latency, the import rate limit, counters and the log.
+
+All state here is guarded by one lock; nothing here sleeps while holding it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+WRITE_ENDPOINTS = frozenset({"import", "mkdirs", "delete"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure to inject into matching requests.
+
+    A request matches when ``endpoint`` (a regex, full match, on the API path after
+    ``/api/2.0/workspace/``, e.g. ``"import"`` or ``"import|export"``) and ``path_glob``
+    (fnmatch on the request's workspace path, without a ``/Workspace`` prefix) both match,
+    and, with ``writes_only``, the endpoint is import, mkdirs or delete. ``None`` matches
+    anything. Counting from when the fault was added, matching requests number ``nth``
+    to ``nth + times - 1`` fail (``times=-1``: every one from ``nth`` on). A failing
+    request gets ``status`` and ``{"error_code", "message"}``, plus ``Retry-After`` if
+    ``retry_after`` is set; with ``drop=True`` the socket is closed with no response.
+    """
+
+    endpoint: str | None = None
+    path_glob: str | None = None
+    writes_only: bool = False
+    nth: int = 1
+    times: int = 1
+    status: int = 500
+    error_code: str = "INTERNAL_ERROR"
+    message: str = "Fault injected by the dbx-promote emulator."
+    retry_after: int | None = None
+    drop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nth < 1:
+            raise ValueError("Fault.nth must be >= 1")
+        if self.times == 0 or self.times < -1:
+            raise ValueError("Fault.times must be >= 1, or -1 for forever")
+        if self.endpoint is not None:
+            re.compile(self.endpoint)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by the control API."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fault:
+        """Build from the control API's JSON; raise ValueError/TypeError on bad fields."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Fault fields: {sorted(unknown)}")
+        return cls(**data)
+
+    def matches(self, endpoint: str, path: str | None) -> bool:
+        """Whether a request to ``endpoint`` on ``path`` is one this fault counts."""
+        if self.writes_only and endpoint not in WRITE_ENDPOINTS:
+            return False
+        if self.endpoint is not None and not re.fullmatch(self.endpoint, endpoint):
+            return False
+        return self.path_glob is None or (
+            path is not None and fnmatch.fnmatchcase(path, self.path_glob)
+        )
+
+
+class _ArmedFault:
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
+        self.seen = 0
+
+    def hit(self) -> bool:
+        self.seen += 1
+        f = self.fault
+        return self.seen >= f.nth and (f.times == -1 or self.seen < f.nth + f.times)
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` requests per second, bursts up to ``max(1, rate)``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Controls:
+    """Run-time settings, faults and request statistics of one emulator."""
+
+    def __init__(self, latency_ms: float = 0.0, import_rate_limit: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[_ArmedFault] = []
+        self.latency_ms = float(latency_ms)
+        self._bucket: TokenBucket | None = None
+        self.set_import_rate_limit(import_rate_limit)
+        self._reset_stats()
+
+    def _reset_stats(self) -> None:
+        self._seq = 0
+        self._total = 0
+        self._reads = 0
+        self._writes = 0
+        self._by_endpoint: Counter[str] = Counter()
+        self._by_status: Counter[str] = Counter()
+        self._log: list[dict[str, Any]] = []
+
+    # --- settings ----------------------------------------------------------------------
+
+    def set_latency(self, ms: float) -> None:
+        """Add ``ms`` milliseconds to every counted request."""
+        if ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        self.latency_ms = float(ms)
+
+    @property
+    def import_rate_limit(self) -> float | None:
+        """Imports allowed per second, or None for no limit."""
+        with self._lock:
+            return self._bucket.rate if self._bucket else None
+
+    def set_import_rate_limit(self, per_second: float | None) -> None:
+        """Limit imports to ``per_second`` (None: unlimited); excess requests get 429."""
+        if per_second is not None and per_second <= 0:
+            raise ValueError("import_rate_limit must be > 0 or None")
+        with self._lock:
+            self._bucket = TokenBucket(float(per_second)) if per_second is not None else None
+
+    def reset(self, settings: bool = False) -> None:
+        """Clear faults, counters and the log; with ``settings`` also latency and rate limit."""
+        with self._lock:
+            self._faults.clear()
+            self._reset_stats()
+        if settings:
+            self.latency_ms = 0.0
+            self.set_import_rate_limit(None)
+
+    # --- faults ------------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        """Arm ``fault``; its count of matching requests starts now."""
+        with self._lock:
+            self._faults.append(_ArmedFault(fault))
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def fault_for(self, endpoint: str, path: str | None) -> Fault | None:
+        """Count this request against every matching fault; return the first that fires."""
+        fired: Fault | None = None
+        with self._lock:
+            for armed in self._faults:
+                if armed.fault.matches(endpoint, path) and armed.hit() and fired is None:
+                    fired = armed.fault
+        return fired
+
+    def allow_import(self) -> bool:
+        """Take a token for an import; False when over the rate limit."""
+        with self._lock:
+            return self._bucket is None or self._bucket.take()
+
+    # --- statistics --------------------------------------------------------------------
+
+    def record(
+        self, method: str, endpoint: str, path: str | None, status: int, fault: bool
+    ) -> None:
+        """Count a finished request (status 0: the connection was dropped)."""
+        with self._lock:
+            self._seq += 1
+            self._total += 1
+            if endpoint in WRITE_ENDPOINTS:
+                self._writes += 1
+            elif method in ("GET", "HEAD"):
+                self._reads += 1
+            self._by_endpoint[endpoint] += 1
+            self._by_status[str(status)] += 1
+            self._log.append(
+                {
+                    "seq": self._seq,
+                    "method": method,
+                    "endpoint": endpoint,
+                    "path": path,
+                    "status": status,
+                    "ts": time.time(),
+                    "fault": fault,
+                }
+            )
+
+    def counters(self) -> dict[str, Any]:
+        """Totals since the last reset: total, reads, writes, by_endpoint, by_status."""
+        with self._lock:
+            return {
+                "total": self._total,
+                "reads": self._reads,
+                "writes": self._writes,
+                "by_endpoint": dict(self._by_endpoint),
+                "by_status": dict(self._by_status),
+            }
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """Every counted request since the last reset, oldest first."""
+        with self._lock:
+            return [dict(e) for e in self._log]

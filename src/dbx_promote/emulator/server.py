@@ -1,0 +1,610 @@
+"""The emulator's HTTP server: Workspace API 2.0, SCIM Me, host metadata and controls.
+
+`Emulator` owns a `Store` (the tree), `Controls` (faults, latency, rate limit, stats) and a
+`ThreadingHTTPServer`. Every response is JSON in the service's error shape when it fails;
+an unexpected exception becomes a 500 ``INTERNAL_ERROR`` body, never a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from dbx_promote.emulator.control import Controls, Fault
+from dbx_promote.emulator.store import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    LANGUAGES,
+    ApiError,
+    ImportRequest,
+    Store,
+    WsPath,
+    decode_b64,
+    invalid,
+    parse_path,
+)
+
+log = logging.getLogger("dbx_promote.emulator")
+
+API_PREFIX = "/api/2.0/"
+WORKSPACE_PREFIX = "/api/2.0/workspace/"
+CONTROL_PREFIX = "/_emulator/"
+SCIM_ME = "preview/scim/v2/Me"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+# endpoint -> allowed method
+WORKSPACE_ENDPOINTS = {
+    "get-status": "GET",
+    "list": "GET",
+    "export": "GET",
+    "mkdirs": "POST",
+    "import": "POST",
+    "delete": "POST",
+}
+
+
+class Emulator:
+    """A local Databricks workspace that the real SDK talks to over HTTP.
+
+    ``state_dir`` keeps the tree in ``<state_dir>/workspace.db`` across restarts (in
+    memory when None). ``user`` is the SCIM ``userName`` and names ``/Users/<user>``.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        user: str = "emulator@example.com",
+        latency_ms: float = 0.0,
+        import_rate_limit: float | None = None,
+        workspace_id: str = "424242",
+    ) -> None:
+        self.user = user
+        self.workspace_id = workspace_id
+        self.store = Store(state_dir, user)
+        self.controls = Controls(latency_ms, import_rate_limit)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
+        """Bind ``host:port`` (0: a free port) and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        server = _Server((host, port), _Handler)
+        server.emulator = self
+        self._server = server
+        self._stop_requested.clear()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Stop serving and close the database; safe to call twice."""
+        self._stop_requested.set()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.store.close()
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 8765) -> None:
+        """Serve until `request_stop` or `stop` is called (starting first if needed), then stop."""
+        if self._server is None:
+            self.start(host, port)
+        try:
+            while not self._stop_requested.wait(0.2):
+                pass
+        finally:
+            self.stop()
+
+    def request_stop(self) -> None:
+        """Make `serve_forever` return; safe from a signal handler."""
+        self._stop_requested.set()
+
+    def __enter__(self) -> Emulator:
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- controls ------------------------------------------------------------------------
+
+    def reset(self, settings: bool = False) -> None:
+        """Empty the tree (roots kept); clear faults, counters and log; settings optional."""
+        self.store.reset()
+        self.controls.reset(settings=settings)
+
+    def add_fault(self, fault: Fault) -> None:
+        """Arm a `Fault`."""
+        self.controls.add_fault(fault)
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        self.controls.clear_faults()
+
+    def set_latency(self, ms: float) -> None:
+        """Delay every counted request by ``ms`` milliseconds."""
+        self.controls.set_latency(ms)
+
+    def set_import_rate_limit(self, per_second: float | None) -> None:
+        """Answer imports above ``per_second`` with 429 (None: no limit)."""
+        self.controls.set_import_rate_limit(per_second)
+
+    def counters(self) -> dict[str, Any]:
+        """Request counts since the last reset (Workspace API and SCIM only)."""
+        return self.controls.counters()
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """Every counted request since the last reset."""
+        return self.controls.request_log()
+
+    def tree(self, root: str = "/") -> dict[str, dict[str, Any]]:
+        """Every object at or under ``root`` with type, language, id, size, sha256, times."""
+        return self.store.tree(root)
+
+    def read(self, path: str) -> bytes:
+        """Stored bytes of a notebook or file; raises `ApiError` (404) if missing."""
+        return self.store.read(path)
+
+    def hand_edit(self, path: str, content: bytes | None = None) -> None:
+        """Edit an object as a person in the UI would; raises `ApiError` (404) if missing."""
+        self.store.hand_edit(path, content)
+
+    def scim_me(self) -> dict[str, Any]:
+        """The SCIM ``Me`` document for the configured user."""
+        return {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": str(int(hashlib.sha256(self.user.encode()).hexdigest()[:12], 16)),
+            "userName": self.user,
+            "displayName": self.user.split("@")[0],
+            "active": True,
+            "emails": [{"value": self.user, "type": "work", "primary": True}],
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    emulator: Emulator
+
+
+class _Drop(Exception):
+    """Close the connection without a response."""
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(
+            400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request"
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            400,
+            "MALFORMED_REQUEST",
+            "Invalid JSON given in the body of the request - expected a map",
+        )
+    return data
+
+
+def _parse_multipart(raw: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Split multipart/form-data into text fields and file parts (by field name)."""
+    boundary = ""
+    for piece in content_type.split(";")[1:]:
+        key, _, value = piece.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise ApiError(400, "MALFORMED_REQUEST", "multipart/form-data without a boundary")
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    delimiter = b"--" + boundary.encode("latin-1")
+    for part in raw.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        part = part.removeprefix(b"\r\n")
+        head, sep, data = part.partition(b"\r\n\r\n")
+        if not sep:
+            raise ApiError(400, "MALFORMED_REQUEST", "Malformed multipart/form-data part")
+        data = data.removesuffix(b"\r\n")
+        name = filename = None
+        for line in head.decode("latin-1").split("\r\n"):
+            header, _, value = line.partition(":")
+            if header.strip().lower() != "content-disposition":
+                continue
+            for item in value.split(";"):
+                k, _, v = item.strip().partition("=")
+                if k == "name":
+                    name = v.strip('"')
+                elif k == "filename":
+                    filename = v.strip('"')
+        if name is None:
+            continue
+        if filename is not None:
+            files[name] = data
+        else:
+            fields[name] = data.decode("utf-8", errors="replace")
+    return fields, files
+
+
+def _bool(value: Any, name: str) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise invalid(f"Field '{name}' must be a boolean.")
+
+
+def _enum(value: Any, allowed: tuple[str, ...], name: str, default: str | None) -> str | None:
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(
+            f"Invalid value for '{name}': {value!r}; expected one of {', '.join(allowed)}."
+        )
+    return value
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "dbx-promote-emulator"
+    server: _Server
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle plus delayed
+        # ACKs add ~40 ms to keep-alive requests.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                size_line = self.rfile.readline(1024)
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise _Drop()
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length_header = self.headers.get("Content-Length")
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _Drop() from None
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise _Drop()
+        return self.rfile.read(length)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode("utf-8"), headers=headers)
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        emu = self.server.emulator
+        url = urlsplit(self.path)
+        route = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            body = self._read_body()
+        except (_Drop, ValueError):
+            self.close_connection = True
+            return
+        if route.startswith(CONTROL_PREFIX):
+            self._control(emu, method, route[len(CONTROL_PREFIX) :], query, body)
+            return
+        if route == "/.well-known/databricks-config":
+            # oidc_endpoint makes the SDK set discovery_url; PAT auth never fetches it.
+            self._send_json(
+                200, {"workspace_id": emu.workspace_id, "oidc_endpoint": f"{emu.url}/oidc"}
+            )
+            return
+        if not route.startswith(API_PREFIX):
+            self._send_json(
+                404,
+                {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{route}'"},
+            )
+            return
+        self._api(emu, method, route, query, body)
+
+    def _api(
+        self, emu: Emulator, method: str, route: str, query: dict[str, str], body: bytes
+    ) -> None:
+        if route.startswith(WORKSPACE_PREFIX):
+            endpoint = route[len(WORKSPACE_PREFIX) :]
+        else:
+            endpoint = route[len(API_PREFIX) :]
+        content_type = self.headers.get("Content-Type", "")
+        path = _peek_path(method, query, body, content_type)
+        status = 0
+        fault = False
+        try:
+            if emu.controls.latency_ms > 0:
+                time.sleep(emu.controls.latency_ms / 1000.0)
+            auth = self.headers.get("Authorization", "").strip()
+            if not auth or auth.lower() in ("bearer", "basic"):
+                raise ApiError(
+                    401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type"
+                )
+            injected = emu.controls.fault_for(endpoint, path)
+            if injected is not None:
+                fault = True
+                if injected.drop:
+                    raise _Drop()
+                extra = {}
+                if injected.retry_after is not None:
+                    extra["Retry-After"] = str(injected.retry_after)
+                status = injected.status
+                self._send_json(
+                    status,
+                    {"error_code": injected.error_code, "message": injected.message},
+                    headers=extra,
+                )
+                return
+            status = self._endpoint(emu, method, endpoint, query, body, content_type)
+        except _Drop:
+            self.close_connection = True
+            status = 0
+        except ApiError as exc:
+            status = exc.status
+            headers = {"Retry-After": "1"} if exc.status == 429 else None
+            self._send_json(exc.status, exc.body(), headers=headers)
+        except Exception as exc:  # never a traceback or a hung connection
+            log.exception("emulator: internal error on %s %s", method, route)
+            status = 500
+            self._send_json(
+                500,
+                {
+                    "error_code": "INTERNAL_ERROR",
+                    "message": f"Emulator internal error: {type(exc).__name__}",
+                },
+            )
+        finally:
+            emu.controls.record(method, endpoint, path, status, fault)
+
+    def _endpoint(
+        self,
+        emu: Emulator,
+        method: str,
+        endpoint: str,
+        query: dict[str, str],
+        body: bytes,
+        content_type: str,
+    ) -> int:
+        store = emu.store
+        if endpoint == SCIM_ME:
+            if method != "GET":
+                raise _method_not_allowed(method, endpoint)
+            self._send_json(200, emu.scim_me())
+            return 200
+        allowed = WORKSPACE_ENDPOINTS.get(endpoint)
+        if allowed is None:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
+        if method != allowed and not (allowed == "GET" and method == "HEAD"):
+            raise _method_not_allowed(method, endpoint)
+        if endpoint == "get-status":
+            self._send_json(200, store.get_status(parse_path(query.get("path"))))
+        elif endpoint == "list":
+            after = query.get("notebooks_modified_after")
+            try:
+                after_ms = int(after) if after not in (None, "") else None
+            except ValueError:
+                raise invalid(f"Invalid value for 'notebooks_modified_after': {after!r}") from None
+            objects = store.list(parse_path(query.get("path")), after_ms)
+            self._send_json(200, {"objects": objects} if objects else {})
+        elif endpoint == "export":
+            ws = parse_path(query.get("path"))
+            fmt = _enum(query.get("format"), EXPORT_FORMATS, "format", "SOURCE")
+            direct = _bool(query.get("direct_download"), "direct_download")
+            content, file_type = store.export(ws, cast(str, fmt))
+            if direct:
+                self._send(200, content, "application/octet-stream")
+            else:
+                out: dict[str, Any] = {"content": base64.b64encode(content).decode("ascii")}
+                if file_type:
+                    out["file_type"] = file_type
+                self._send_json(200, out)
+        elif endpoint == "mkdirs":
+            store.mkdirs(parse_path(_json_body(body).get("path")))
+            self._send_json(200, {})
+        elif endpoint == "delete":
+            data = _json_body(body)
+            store.delete(parse_path(data.get("path")), _bool(data.get("recursive"), "recursive"))
+            self._send_json(200, {})
+        else:
+            request = _import_request(body, content_type)
+            if not emu.controls.allow_import():
+                raise ApiError(
+                    429,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    f"Rate limit exceeded for workspace import "
+                    f"({emu.controls.import_rate_limit:g} requests per second).",
+                )
+            store.import_(request)
+            self._send_json(200, {})
+        return 200
+
+    # --- control API ---------------------------------------------------------------------
+
+    def _control(
+        self, emu: Emulator, method: str, name: str, query: dict[str, str], body: bytes
+    ) -> None:
+        try:
+            data = _json_body(body) if method == "POST" else {}
+            key = (method, name)
+            if key == ("POST", "reset"):
+                emu.reset(settings=bool(data.get("settings", False)))
+                self._send_json(200, {})
+            elif key == ("POST", "faults"):
+                try:
+                    emu.add_fault(Fault.from_dict(data))
+                except (TypeError, ValueError) as exc:
+                    raise invalid(f"Bad fault: {exc}") from None
+                self._send_json(200, {})
+            elif key == ("DELETE", "faults"):
+                emu.clear_faults()
+                self._send_json(200, {})
+            elif key == ("POST", "settings"):
+                try:
+                    if "latency_ms" in data:
+                        emu.set_latency(float(data["latency_ms"]))
+                    if "import_rate_limit" in data:
+                        limit = data["import_rate_limit"]
+                        emu.set_import_rate_limit(None if limit is None else float(limit))
+                except (TypeError, ValueError) as exc:
+                    raise invalid(f"Bad settings: {exc}") from None
+                self._send_json(200, {})
+            elif key == ("GET", "counters"):
+                self._send_json(200, emu.counters())
+            elif key == ("GET", "log"):
+                self._send_json(200, emu.request_log())
+            elif key == ("GET", "tree"):
+                self._send_json(200, emu.tree(query.get("root") or "/"))
+            elif key == ("GET", "read"):
+                self._send(200, emu.read(query.get("path", "")), "application/octet-stream")
+            elif key == ("POST", "hand-edit"):
+                raw = data.get("content_b64")
+                content = None if raw is None else decode_b64(raw)
+                emu.hand_edit(data.get("path", ""), content)
+                self._send_json(200, {})
+            else:
+                raise ApiError(
+                    404, "ENDPOINT_NOT_FOUND", f"No control API found for '{method} /{name}'"
+                )
+        except ApiError as exc:
+            self._send_json(exc.status, exc.body())
+        except Exception as exc:
+            log.exception("emulator: internal error in control API")
+            self._send_json(
+                500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+            )
+
+
+def _method_not_allowed(method: str, endpoint: str) -> ApiError:
+    return ApiError(405, "METHOD_NOT_ALLOWED", f"Method {method} is not allowed on /{endpoint}")
+
+
+def _peek_path(method: str, query: dict[str, str], body: bytes, content_type: str) -> str | None:
+    """The canonical workspace path of a request, for faults and the log; None if absent."""
+    raw: Any = query.get("path")
+    if raw is None and method == "POST" and body:
+        try:
+            if content_type.startswith("multipart/form-data"):
+                raw = _parse_multipart(body, content_type)[0].get("path")
+            else:
+                parsed = json.loads(body)
+                raw = parsed.get("path") if isinstance(parsed, dict) else None
+        except (ApiError, ValueError, UnicodeDecodeError):
+            return None
+    try:
+        return parse_path(raw).canonical
+    except ApiError:
+        return None
+
+
+def _import_request(body: bytes, content_type: str) -> ImportRequest:
+    """Parse a JSON or multipart import body; raise `ApiError` 400 for bad input."""
+    if content_type.startswith("multipart/form-data"):
+        fields, files = _parse_multipart(body, content_type)
+        data: dict[str, Any] = dict(fields)
+        if "content" in files:
+            content = files["content"]
+        elif "content" in fields:
+            content = fields["content"].encode("utf-8")
+        else:
+            raise invalid("Missing required field: content")
+    else:
+        data = _json_body(body)
+        if "content" not in data:
+            raise invalid("Missing required field: content")
+        content = decode_b64(data["content"])
+    path: WsPath = parse_path(data.get("path"))
+    fmt = _enum(data.get("format"), IMPORT_FORMATS, "format", "SOURCE")
+    language = _enum(data.get("language"), LANGUAGES, "language", None)
+    return ImportRequest(
+        path=path,
+        content=content,
+        format=cast(str, fmt),
+        language=language,
+        overwrite=_bool(data.get("overwrite"), "overwrite"),
+    )
