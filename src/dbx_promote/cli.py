@@ -80,6 +80,56 @@ def _enable_debug_logging() -> None:
 
 # === emulator (issue 3) ====================================================================
 
+
+@cli.group()
+def emulator() -> None:
+    """The local Databricks workspace emulator."""
+
+
+@emulator.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: a free one).")
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder that keeps the workspace across runs (default: in memory).",
+)
+@click.option("--user", default="emulator@example.com", show_default=True, help="SCIM user name.")
+@click.option("--latency-ms", default=0.0, type=float, help="Delay added to every API request.")
+@click.option(
+    "--import-rate-limit", default=None, type=float, help="Imports per second before 429."
+)
+def emulator_serve(
+    host: str,
+    port: int,
+    state_dir: str | None,
+    user: str,
+    latency_ms: float,
+    import_rate_limit: float | None,
+) -> None:
+    """Serve the Workspace API until SIGINT or SIGTERM."""
+    import signal
+
+    from dbx_promote.emulator import Emulator
+
+    try:
+        emu = Emulator(
+            state_dir=state_dir,
+            user=user,
+            latency_ms=latency_ms,
+            import_rate_limit=import_rate_limit,
+        ).start(host, port)
+    except OSError as exc:
+        raise DbxPromoteError(f"cannot start the emulator on {host}:{port}: {exc}") from exc
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: emu.request_stop())
+    click.echo(f"Emulator listening on {emu.url}")
+    sys.stdout.flush()
+    emu.serve_forever()
+
+
 # === build / verify / inspect (issue 4) ====================================================
 
 
