@@ -1,0 +1,3 @@
+"""A module without the header: a workspace file."""
+
+X = 1
