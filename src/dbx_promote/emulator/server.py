@@ -282,6 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "dbx-promote-emulator"
     server: _Server
+    # (method, endpoint, path) of a counted request whose response is not yet sent.
+    _pending: tuple[str, str, str | None] | None = None
+    _fault: bool = False
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -346,6 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
+        # Count the request before the client can see the response, so a test that
+        # reads the counters right after a call always sees that call.
+        self._flush_record(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -355,12 +361,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _flush_record(self, status: int) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            method, endpoint, path = pending
+            self.server.emulator.controls.record(method, endpoint, path, status, self._fault)
+
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"), headers=headers)
 
     # --- dispatch ----------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
+        self._pending = None
+        self._fault = False
         emu = self.server.emulator
         url = urlsplit(self.path)
         route = url.path
@@ -396,8 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = route[len(API_PREFIX) :]
         content_type = self.headers.get("Content-Type", "")
         path = _peek_path(method, query, body, content_type)
-        status = 0
-        fault = False
+        self._pending = (method, endpoint, path)
         try:
             if emu.controls.latency_ms > 0:
                 time.sleep(emu.controls.latency_ms / 1000.0)
@@ -408,30 +421,26 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             injected = emu.controls.fault_for(endpoint, path)
             if injected is not None:
-                fault = True
+                self._fault = True
                 if injected.drop:
                     raise _Drop()
                 extra = {}
                 if injected.retry_after is not None:
                     extra["Retry-After"] = str(injected.retry_after)
-                status = injected.status
                 self._send_json(
-                    status,
+                    injected.status,
                     {"error_code": injected.error_code, "message": injected.message},
                     headers=extra,
                 )
                 return
-            status = self._endpoint(emu, method, endpoint, query, body, content_type)
+            self._endpoint(emu, method, endpoint, query, body, content_type)
         except _Drop:
             self.close_connection = True
-            status = 0
         except ApiError as exc:
-            status = exc.status
             headers = {"Retry-After": "1"} if exc.status == 429 else None
             self._send_json(exc.status, exc.body(), headers=headers)
         except Exception as exc:  # never a traceback or a hung connection
             log.exception("emulator: internal error on %s %s", method, route)
-            status = 500
             self._send_json(
                 500,
                 {
@@ -440,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         finally:
-            emu.controls.record(method, endpoint, path, status, fault)
+            self._flush_record(0)  # only still pending when no response was sent
 
     def _endpoint(
         self,
@@ -450,13 +459,13 @@ class _Handler(BaseHTTPRequestHandler):
         query: dict[str, str],
         body: bytes,
         content_type: str,
-    ) -> int:
+    ) -> None:
         store = emu.store
         if endpoint == SCIM_ME:
             if method != "GET":
                 raise _method_not_allowed(method, endpoint)
             self._send_json(200, emu.scim_me())
-            return 200
+            return
         allowed = WORKSPACE_ENDPOINTS.get(endpoint)
         if allowed is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
@@ -502,7 +511,6 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             store.import_(request)
             self._send_json(200, {})
-        return 200
 
     # --- control API ---------------------------------------------------------------------
 
