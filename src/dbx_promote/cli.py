@@ -248,6 +248,95 @@ def inspect_cmd(app: AppContext, artifact_path: str, output: str) -> None:
 # === ado (issue 7) =========================================================================
 
 
+def _ado_token() -> tuple[str, str]:
+    """The Azure DevOps token from the environment and its kind (``pat`` or ``bearer``)."""
+    from dbx_promote.errors import CredentialsError
+
+    for name in ("AZURE_DEVOPS_PAT", "AZURE_DEVOPS_EXT_PAT"):
+        if os.environ.get(name):
+            return os.environ[name], "pat"
+    if os.environ.get("SYSTEM_ACCESSTOKEN"):
+        return os.environ["SYSTEM_ACCESSTOKEN"], "bearer"
+    raise CredentialsError(
+        "no Azure DevOps token: set AZURE_DEVOPS_PAT (a PAT with Environment read & manage "
+        "and Identity read scopes) or, in a pipeline, map "
+        "env: {SYSTEM_ACCESSTOKEN: $(System.AccessToken)}"
+    )
+
+
+@cli.group("ado")
+def ado_group() -> None:
+    """Azure DevOps: environments and their approval checks."""
+
+
+@ado_group.command("ensure-environments")
+@click.option(
+    "--organization",
+    envvar=["AZURE_DEVOPS_ORG_URL", "SYSTEM_COLLECTIONURI"],
+    help="Organization URL, e.g. https://dev.azure.com/contoso "
+    "(env AZURE_DEVOPS_ORG_URL or SYSTEM_COLLECTIONURI).",
+)
+@click.option("--project", envvar="SYSTEM_TEAMPROJECT", help="Project (env SYSTEM_TEAMPROJECT).")
+@click.option(
+    "--env",
+    "only",
+    multiple=True,
+    help="Only this config environment (repeatable; default: all but {user} sandboxes).",
+)
+@click.option("--dry-run", is_flag=True, help="Only read; show what would be created or updated.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def ado_ensure_environments(
+    app: AppContext,
+    organization: str | None,
+    project: str | None,
+    only: tuple[str, ...],
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Create the Azure DevOps environments and Approval/Branch control checks from config.
+
+    Idempotent: a second run changes nothing. The token comes from AZURE_DEVOPS_PAT,
+    AZURE_DEVOPS_EXT_PAT or SYSTEM_ACCESSTOKEN, never from the command line.
+    """
+    from dbx_promote.azure import logging_commands
+    from dbx_promote.azure.environments import ensure_environments
+    from dbx_promote.config import load_config
+
+    if not organization:
+        raise click.UsageError("--organization (or AZURE_DEVOPS_ORG_URL) is required")
+    if not project:
+        raise click.UsageError("--project (or SYSTEM_TEAMPROJECT) is required")
+    config = load_config(app.config_path)
+    token, kind = _ado_token()
+    changes = ensure_environments(
+        config,
+        organization_url=organization,
+        project=project,
+        token=token,
+        token_kind="bearer" if kind == "bearer" else "pat",
+        dry_run=dry_run,
+        only=only or None,
+    )
+    if output == "json":
+        emit_json({"dry_run": dry_run, "changes": [c.as_dict() for c in changes]})
+        return
+    if app.in_pipeline:
+        click.echo(logging_commands.group_start("ado ensure-environments"))
+    verb = {"create-environment": "create", "create-check": "create", "update-check": "update"}
+    for change in changes:
+        label = verb.get(change.kind, "ok")
+        if dry_run and label != "ok":
+            label = f"would {label}"
+        app.out.print(f"{label:<14} {change.target:<28} {change.detail}", highlight=False)
+    if app.in_pipeline:
+        click.echo(logging_commands.group_end())
+    todo = sum(c.kind != "unchanged" for c in changes)
+    done = "to make" if dry_run else "made"
+    summary = f"{todo} change(s) {done}" if todo else "nothing to change"
+    app.out.print(summary, highlight=False)
+
+
 # === entry point ===========================================================================
 
 
