@@ -52,7 +52,9 @@ def emit_json(obj: Any) -> None:
     default=None,
     help="Config file (default: ./dbx-promote.yml; env DBX_PROMOTE_CONFIG).",
 )
-@click.option("--debug", is_flag=True, help="Log every request (secrets redacted); show tracebacks.")
+@click.option(
+    "--debug", is_flag=True, help="Log every request (secrets redacted); show tracebacks."
+)
 @click.version_option(__version__, prog_name="dbx-promote")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
@@ -243,7 +245,436 @@ def inspect_cmd(app: AppContext, artifact_path: str, output: str) -> None:
 
 # === deploy / diff (issue 5) ===============================================================
 
+
+class CliEvents:
+    """Renders engine events: phases and a progress bar on a terminal, plain lines elsewhere."""
+
+    def __init__(self, app: AppContext, *, quiet: bool) -> None:
+        self.app = app
+        self.quiet = quiet
+        self._progress: Any = None
+        self._task: Any = None
+
+    def phase(self, name: str) -> None:
+        if self._progress is not None and name != "applying":
+            self._progress.stop()
+            self._progress = None
+        if not self.quiet:
+            self.app.err.print(f"[dim]… {name}[/dim]", highlight=False)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.quiet or not self.app.err.is_terminal or total == 0:
+            return
+        if self._progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("applying"), BarColumn(), MofNCompleteColumn(), console=self.app.err
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("apply", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def warning(self, message: str) -> None:
+        from dbx_promote.redact import redact
+
+        self.app.err.print(f"[yellow]warning:[/yellow] {redact(message)}", highlight=False)
+        if self.app.in_pipeline:
+            from dbx_promote.azure.logging_commands import log_issue
+
+            click.echo(log_issue("warning", redact(message)))
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+_ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
+
+
+def _render_plan(app: AppContext, result: Any) -> None:
+    from rich.table import Table
+
+    plan = result.plan
+    title = (
+        f"{'Plan' if result.dry_run else 'Deploy'}: {result.version} → {result.env} ({result.root})"
+    )
+    prev = plan.previous_version or "nothing"
+    table = Table(title=title, caption=f"now deployed: {prev}", show_lines=False)
+    table.add_column("action")
+    table.add_column("path")
+    table.add_column("why")
+    shown = 0
+    for c in plan.changes:
+        if c.action == "unchanged":
+            continue
+        style = _ACTION_STYLE.get(c.action, "")
+        why = c.reason + (" [backed up first]" if c.backup else "")
+        table.add_row(f"[{style}]{c.action}[/{style}]", c.path, why)
+        shown += 1
+    for path in plan.unmanaged:
+        table.add_row("[blue]unmanaged[/blue]", path, "not deployed by dbx-promote; left alone")
+    counts = plan.counts()
+    if shown or plan.unmanaged:
+        app.out.print(table)
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("create", "update", "delete", "unchanged"))
+    extra = f"; {counts['drift']} edited by hand" if counts["drift"] else ""
+    app.out.print(f"{result.env}: {summary}{extra}", highlight=False)
+
+
+def _pipeline_outputs(app: AppContext, result: Any, *, title: str) -> None:
+    """Under Azure Pipelines: the plan as a run summary, tag and output variable."""
+    if not app.in_pipeline:
+        return
+    import tempfile
+
+    from dbx_promote.azure import logging_commands as vso
+
+    data = result.to_dict()
+    fd, path = tempfile.mkstemp(prefix=f"dbx-promote-{result.env}-", suffix=".md")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"## {title}\n\n" + vso.plan_summary_markdown(data))
+    click.echo(vso.upload_summary(path))
+    if not result.dry_run:
+        click.echo(vso.add_build_tag(f"dbx-{result.env}-{result.version}"))
+    click.echo(vso.set_variable("dbxPromoteVersion", result.version, is_output=True))
+    click.echo(vso.set_variable("dbxPromoteDigest", result.digest, is_output=True))
+
+
+def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None) -> None:
+    from dbx_promote.reviewed import save_plan
+
+    events = CliEvents(app, quiet=output == "json")
+    if app.in_pipeline and output != "json":
+        from dbx_promote.azure.logging_commands import group_end, group_start
+
+        click.echo(group_start("dbx-promote"))
+    try:
+        result = run(events)
+    finally:
+        events.close()
+        if app.in_pipeline and output != "json":
+            click.echo(group_end())
+    if plan_out:
+        save_plan(result.plan, plan_out)
+    if output == "json":
+        emit_json(result.to_dict())
+    else:
+        _render_plan(app, result)
+        if plan_out:
+            app.out.print(f"plan saved to {plan_out}", highlight=False)
+        if result.dry_run:
+            app.out.print("dry run: nothing was changed", highlight=False)
+        elif result.noop:
+            app.out.print(
+                f"{result.env} already runs {result.version}: nothing to do", highlight=False
+            )
+        else:
+            backups = (
+                f"; {len(result.backups)} hand-edited object(s) backed up" if result.backups else ""
+            )
+            app.out.print(
+                f"[green]deployed {result.version} to {result.env} and verified[/green] "
+                f"({result.requests} requests{backups})",
+                highlight=False,
+            )
+    _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
+
+
+def _deploy_options(
+    dry_run: bool, break_lock: bool, plan: str | None, skip_requires: bool, plan_out: str | None
+) -> Any:
+    from dbx_promote.deploy import DeployOptions
+    from dbx_promote.errors import BadInput
+    from dbx_promote.reviewed import load_plan
+
+    if plan_out and not dry_run:
+        raise BadInput("--plan-out saves a reviewed plan and needs --dry-run")
+    if plan and dry_run:
+        raise BadInput("--plan applies a reviewed plan; it cannot be combined with --dry-run")
+    return DeployOptions(
+        dry_run=dry_run,
+        break_lock=break_lock,
+        reviewed_plan=load_plan(plan) if plan else None,
+        skip_requires=skip_requires,
+    )
+
+
+def _deploy_flags(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--dry-run", is_flag=True, help="Show the plan; write nothing, take no lock."
+            ),
+            click.option(
+                "--plan-out",
+                type=click.Path(dir_okay=False),
+                help="With --dry-run: save the plan for review.",
+            ),
+            click.option(
+                "--plan",
+                "plan",
+                type=click.Path(dir_okay=False),
+                help="Apply only if the live plan equals this reviewed plan.",
+            ),
+            click.option(
+                "--break-lock", is_flag=True, help="Break a lock older than lock_timeout_minutes."
+            ),
+            click.option("--output", type=click.Choice(["text", "json"]), default="text"),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@cli.command("deploy")
+@click.argument(
+    "artifact_path", metavar="[ARTIFACT]", required=False, type=click.Path(dir_okay=False)
+)
+@click.option("--env", "env_name", required=True, help="Environment from the config.")
+@_deploy_flags
+@click.option("--skip-requires", is_flag=True, help="Emergency only: ignore 'requires' (recorded).")
+@click.pass_obj
+def deploy_cmd(
+    app: AppContext,
+    artifact_path: str | None,
+    env_name: str,
+    dry_run: bool,
+    plan_out: str | None,
+    plan: str | None,
+    break_lock: bool,
+    output: str,
+    skip_requires: bool,
+) -> None:
+    """Deploy ARTIFACT (or the working tree, built in memory) to an environment."""
+    from contextlib import nullcontext
+
+    from dbx_promote import operations
+    from dbx_promote.artifact import open_artifact
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    config.environment(env_name)
+    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out)
+    if skip_requires:
+        app.err.print(
+            f"[bold red]--skip-requires: deploying to '{env_name}' without the "
+            "'requires' check; this is written into the record[/bold red]"
+        )
+    source: Any = (
+        nullcontext(open_artifact(artifact_path))
+        if artifact_path
+        else operations.working_tree_artifact(config)
+    )
+    with source as artifact:
+        _run_deploy(
+            app,
+            output,
+            lambda events: operations.deploy(config, env_name, artifact, options, events=events),
+            plan_out=plan_out,
+        )
+
+
+@cli.command("diff")
+@click.argument(
+    "artifact_path", metavar="[ARTIFACT]", required=False, type=click.Path(dir_okay=False)
+)
+@click.option("--env", "env_name", required=True, help="Environment from the config.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, output: str) -> None:
+    """What `deploy` would change (same as deploy --dry-run)."""
+    ctx.invoke(
+        deploy_cmd,
+        artifact_path=artifact_path,
+        env_name=env_name,
+        dry_run=True,
+        plan_out=None,
+        plan=None,
+        break_lock=False,
+        output=output,
+        skip_requires=False,
+    )
+
+
 # === promote / rollback / status / history (issue 6) =======================================
+
+
+@cli.command("promote")
+@click.option("--from", "from_env", required=True, help="Environment the artifact was verified in.")
+@click.option("--to", "to_env", required=True, help="Environment to deploy it to.")
+@_deploy_flags
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
+)
+@click.pass_obj
+def promote_cmd(
+    app: AppContext,
+    from_env: str,
+    to_env: str,
+    dry_run: bool,
+    plan_out: str | None,
+    plan: str | None,
+    break_lock: bool,
+    output: str,
+    yes: bool,
+) -> None:
+    """Deploy the artifact verified in --from to --to: the same bytes, digest-checked."""
+    from dbx_promote import operations
+    from dbx_promote.config import load_config
+    from dbx_promote.errors import BadInput
+
+    config = load_config(app.config_path)
+    config.environment(from_env)
+    config.environment(to_env)
+    options = _deploy_options(dry_run, break_lock, plan, False, plan_out)
+    if not dry_run and not yes and not plan:
+        if not sys.stdin.isatty():
+            raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
+        preview = operations.promote(
+            config, from_env, to_env, _deploy_options(True, False, None, False, None)
+        )
+        _render_plan(app, preview)
+        if not click.confirm(f"Promote {preview.version} to {to_env}?", default=False):
+            raise click.exceptions.Abort()
+    _run_deploy(
+        app,
+        output,
+        lambda events: operations.promote(config, from_env, to_env, options, events=events),
+        plan_out=plan_out,
+    )
+
+
+@cli.command("rollback")
+@click.option("--env", "env_name", required=True, help="Environment to roll back.")
+@click.option("--to", "to", default=None, help="Version or digest (default: the previous release).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--break-lock", is_flag=True, help="Break a lock older than lock_timeout_minutes.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def rollback_cmd(
+    app: AppContext, env_name: str, to: str | None, dry_run: bool, break_lock: bool, output: str
+) -> None:
+    """Redeploy the previous (or a named) release from the environment's release store."""
+    from dbx_promote import operations
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    config.environment(env_name)
+    options = _deploy_options(dry_run, break_lock, None, False, None)
+    _run_deploy(
+        app,
+        output,
+        lambda events: operations.rollback(config, env_name, to, options, events=events),
+        plan_out=None,
+    )
+
+
+def _render_status(app: AppContext, st: Any) -> None:
+    d = st.to_dict()
+    if d["error"]:
+        app.out.print(f"[bold]{d['env']}[/bold]: [red]{d['error']}[/red]", highlight=False)
+        return
+    app.out.print(f"[bold]{d['env']}[/bold]  {d['root']}", highlight=False)
+    if not d["deployed"]:
+        app.out.print("  nothing deployed yet", highlight=False)
+    else:
+        who = d["deployed_by"]
+        if d["pipeline"] and d["pipeline"].get("run_url"):
+            who += f" via {d['pipeline']['run_url']}"
+        rows = [
+            ("version", d["version"]),
+            ("digest", d["digest"]),
+            ("commit", d["commit"] or "-"),
+            ("deployed", f"{d['deployed_at']} by {who} ({d['kind']})"),
+            ("verified", "yes" if d["verified"] else "NO"),
+            ("releases", ", ".join(d["releases"]) or "-"),
+        ]
+        if d["skip_requires"]:
+            rows.append(("warning", "deployed with --skip-requires"))
+        for k, v in rows:
+            app.out.print(f"  {k:<9}{v}", highlight=False, soft_wrap=True)
+    lock = d["lock"]
+    app.out.print(
+        f"  {'lock':<9}" + (f"held by {lock['holder']} since {lock['since']}" if lock else "free"),
+        highlight=False,
+    )
+    drift = d["drift"]
+    if drift["edited"] or drift["missing"] or drift["unmanaged"]:
+        for label in ("edited", "missing", "unmanaged"):
+            for path in drift[label]:
+                app.out.print(f"  [yellow]{label:<9}[/yellow]{path}", highlight=False)
+    elif d["deployed"]:
+        app.out.print(f"  {'drift':<9}none", highlight=False)
+
+
+@cli.command("status")
+@click.option("--env", "env_name", default=None, help="One environment (default: all).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def status_cmd(app: AppContext, env_name: str | None, output: str) -> None:
+    """What runs where: version, digest, who, verified, lock, drift."""
+    from dbx_promote import operations
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    if env_name:
+        st = operations.status(config, env_name)
+        if output == "json":
+            emit_json(st.to_dict())
+        else:
+            _render_status(app, st)
+        return
+    all_st = operations.status_all(config)
+    if output == "json":
+        emit_json({"environments": [s.to_dict() for s in all_st]})
+        return
+    for st in all_st:
+        _render_status(app, st)
+    digests = {s.env: s.record.digest for s in all_st if s.record}
+    if len(digests) > 1:
+        same = len(set(digests.values())) == 1
+        app.out.print(
+            "all environments run the same artifact"
+            if same
+            else "environments run different artifacts",
+            highlight=False,
+        )
+
+
+@cli.command("history")
+@click.option("--env", "env_name", required=True, help="Environment.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def history_cmd(app: AppContext, env_name: str, output: str) -> None:
+    """Past deployments of an environment, newest first."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from dbx_promote import operations
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    entries = operations.history(config, env_name)
+    if output == "json":
+        emit_json({"env": env_name, "deployments": [asdict(e) for e in entries]})
+        return
+    table = Table(title=f"history of {env_name}")
+    for col in ("when", "kind", "version", "digest", "outcome", "by"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(
+            e.at,
+            e.kind,
+            e.version,
+            e.digest[:19],
+            e.outcome + (f": {e.detail}" if e.detail else ""),
+            e.by,
+        )
+    app.out.print(table)
+
 
 # === ado (issue 7) =========================================================================
 

@@ -29,7 +29,9 @@ _PATTERNS = (
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer|basic)\s+[^\s'\",}]+"),
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"\bdapi[0-9a-f]{32}(-\d+)?\b"),
-    re.compile(r"(?i)((?:token|secret|password|access_token|client_secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}&]{4,}"),
+    re.compile(
+        r"(?i)((?:token|secret|password|access_token|client_secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}&]{4,}"
+    ),
 )
 
 

@@ -1,0 +1,290 @@
+"""The commands as a Python API: deploy, promote, rollback, status, history.
+
+Each function takes the validated config, connects through one seam (``connect``), and
+returns data; the CLI renders it. Nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbx_promote.artifact import Artifact, BuildOptions, build_artifact, open_artifact
+from dbx_promote.config import Config, Environment, relative_to_root
+from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
+from dbx_promote.errors import (
+    ArtifactError,
+    DbxPromoteError,
+    RecordCorrupt,
+    ReleaseNotFound,
+    RequiresNotMet,
+)
+from dbx_promote.record import STATE_DIR, HistoryEntry, Lock, Record, ReleaseRef
+from dbx_promote.workspace import Workspace, connect
+
+Connect = Callable[[Environment], Workspace]
+
+
+def open_environment(
+    config: Config, name: str, *, connect: Connect = connect, events: Events | None = None
+) -> Deployer:
+    """Connect to environment ``name`` and resolve its root for the signed-in user."""
+    env = config.environment(name)
+    ws = connect(env)
+    user = ws.current_user()
+    return Deployer(ws, env, env.resolved_root(user), user, events=events)
+
+
+@contextmanager
+def working_tree_artifact(config: Config, version: str | None = None) -> Iterator[Artifact]:
+    """Build the working tree into a temporary artifact (deploy without ARTIFACT)."""
+    with tempfile.TemporaryDirectory(prefix="dbx-promote-build-") as tmp:
+        b = config.build
+        options = BuildOptions(
+            project=config.project,
+            source=config.source,
+            include=b.include,
+            exclude=b.exclude,
+            strip_outputs=b.strip_outputs,
+            allow_files=b.allow_files,
+            version=version,
+        )
+        yield build_artifact(options, Path(tmp), repo_dir=config.base_dir)
+
+
+def check_requires(
+    config: Config, env: Environment, digest: str, *, connect: Connect = connect
+) -> Record:
+    """The required environment's record, if it holds ``digest`` verified.
+
+    Raises `RequiresNotMet` (exit 1) naming both digests otherwise.
+    """
+    assert env.requires
+    source = open_environment(config, env.requires, connect=connect)
+    record = source.read_record()
+    if record is None:
+        raise RequiresNotMet(
+            f"'{env.name}' requires '{env.requires}', where nothing is deployed yet; "
+            f"deploy {digest} to '{env.requires}' first"
+        )
+    if record.digest != digest:
+        raise RequiresNotMet(
+            f"'{env.name}' only takes what is verified in '{env.requires}': this artifact is "
+            f"{digest}, '{env.requires}' runs {record.digest} ({record.version}); "
+            f"use `dbx-promote promote --from {env.requires} --to {env.name}`"
+        )
+    if not record.verified:
+        raise RequiresNotMet(
+            f"{digest} is deployed in '{env.requires}' but not verified; redeploy it there first"
+        )
+    return record
+
+
+def deploy(
+    config: Config,
+    env_name: str,
+    artifact: Artifact,
+    options: DeployOptions,
+    *,
+    connect: Connect = connect,
+    events: Events | None = None,
+) -> DeployResult:
+    """Deploy ``artifact`` to ``env_name`` (checks `requires` unless skipped)."""
+    env = config.environment(env_name)
+    if env.requires and not options.skip_requires:
+        check_requires(config, env, artifact.digest, connect=connect)
+    deployer = open_environment(config, env_name, connect=connect, events=events)
+    target = target_from_artifact(artifact, env, deployer.user)
+    return deployer.deploy(target, options)
+
+
+@contextmanager
+def fetch_release(deployer: Deployer, ref: ReleaseRef) -> Iterator[Artifact]:
+    """Download a stored release and verify it is the artifact the record names."""
+    with tempfile.TemporaryDirectory(prefix="dbx-promote-release-") as tmp:
+        path = Path(tmp) / Path(ref.file).name
+        raw = deployer.ws.read_optional(deployer.abs(ref.file))
+        if raw is None:
+            raise ReleaseNotFound(
+                f"release {ref.version} is recorded but {deployer.abs(ref.file)} is gone "
+                "from the release store; deploy that artifact again from its build"
+            )
+        path.write_bytes(raw)
+        artifact = open_artifact(path)
+        if artifact.digest != ref.digest:
+            raise ArtifactError(
+                f"stored release {ref.file} has digest {artifact.digest}, but the record says "
+                f"{ref.digest}; the release store was altered"
+            )
+        yield artifact
+
+
+def promote(
+    config: Config,
+    from_env: str,
+    to_env: str,
+    options: DeployOptions,
+    *,
+    connect: Connect = connect,
+    events: Events | None = None,
+) -> DeployResult:
+    """Deploy the artifact verified in ``from_env`` to ``to_env``: the same bytes."""
+    source = open_environment(config, from_env, connect=connect)
+    record = source.read_record()
+    if record is None:
+        raise RequiresNotMet(f"nothing is deployed in '{from_env}' yet; nothing to promote")
+    if not record.verified:
+        raise RequiresNotMet(f"{record.version} in '{from_env}' is not verified; not promoting")
+    if record.release is None:
+        raise ReleaseNotFound(f"'{from_env}' has no stored release for {record.digest}")
+    target_env = config.environment(to_env)
+    with fetch_release(source, record.release) as artifact:
+        if target_env.requires and target_env.requires != from_env and not options.skip_requires:
+            check_requires(config, target_env, artifact.digest, connect=connect)
+        options.kind = "promote"
+        deployer = open_environment(config, to_env, connect=connect, events=events)
+        target = target_from_artifact(artifact, target_env, deployer.user)
+        return deployer.deploy(target, options)
+
+
+def rollback(
+    config: Config,
+    env_name: str,
+    to: str | None,
+    options: DeployOptions,
+    *,
+    connect: Connect = connect,
+    events: Events | None = None,
+) -> DeployResult:
+    """Redeploy the previous (or the named) release from the environment's store."""
+    deployer = open_environment(config, env_name, connect=connect, events=events)
+    record = deployer.read_record()
+    if record is None or not record.releases:
+        raise ReleaseNotFound(f"'{env_name}' has no stored releases to roll back to")
+    ref = pick_release(record, to, env_name)
+    options.kind = "rollback"
+    with fetch_release(deployer, ref) as artifact:
+        target = target_from_artifact(artifact, deployer.env, deployer.user)
+        return deployer.deploy(target, options)
+
+
+def pick_release(record: Record, to: str | None, env_name: str) -> ReleaseRef:
+    """The release to roll back to: the one before the current, or the one named."""
+    kept = ", ".join(r.version for r in record.releases)
+    if to is None:
+        for ref in record.releases:
+            if ref.digest != record.digest:
+                return ref
+        raise ReleaseNotFound(
+            f"'{env_name}' has no earlier release stored (kept: {kept}); nothing to roll back to"
+        )
+    wanted = to.removeprefix("v")
+    for ref in record.releases:
+        if ref.version == wanted or ref.digest == to or ref.digest.split(":")[-1].startswith(to):
+            return ref
+    raise ReleaseNotFound(
+        f"release '{to}' is not in the release store of '{env_name}' (kept: {kept}; "
+        "older ones are pruned by keep_releases); deploy it from its build artifact instead"
+    )
+
+
+@dataclass
+class Status:
+    """What runs in one environment, and whether the folder still matches it."""
+
+    env: str
+    root: str
+    record: Record | None
+    lock: Lock | None
+    drifted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        return {
+            "env": self.env,
+            "root": self.root,
+            "deployed": r is not None,
+            "version": r.version if r else None,
+            "digest": r.digest if r else None,
+            "commit": r.commit if r else None,
+            "deployed_at": r.deployed_at if r else None,
+            "deployed_by": r.deployed_by if r else None,
+            "kind": r.kind if r else None,
+            "pipeline": r.pipeline if r else None,
+            "verified": r.verified if r else None,
+            "skip_requires": r.skip_requires if r else None,
+            "releases": [x.version for x in r.releases] if r else [],
+            "lock": None
+            if self.lock is None
+            else {
+                "holder": self.lock.holder,
+                "since": self.lock.started_at,
+                "host": self.lock.host,
+            },
+            "drift": {"edited": self.drifted, "missing": self.missing, "unmanaged": self.unmanaged},
+            "error": self.error,
+        }
+
+
+def status(config: Config, env_name: str, *, connect: Connect = connect) -> Status:
+    """Record, lock and live drift of one environment."""
+    deployer = open_environment(config, env_name, connect=connect)
+    record = deployer.read_record()
+    lock = deployer.read_lock()
+    st = Status(env_name, deployer.root, record, lock)
+    listing = deployer.listing()
+    present = {}
+    for o in listing:
+        rel = relative_to_root(deployer.root, o.path)
+        if rel and not o.is_dir and not (rel == STATE_DIR or rel.startswith(STATE_DIR + "/")):
+            present[rel] = o
+    owned = record.objects if record else {}
+    for path, obj in sorted(owned.items()):
+        live = present.get(path)
+        if live is None:
+            st.missing.append(path)
+        elif obj.modified_at is not None and live.modified_at != obj.modified_at:
+            st.drifted.append(path)
+    st.unmanaged = sorted(p for p in present if p not in owned)
+    return st
+
+
+def status_all(config: Config, *, connect: Connect = connect) -> list[Status]:
+    """`status` of every environment; a failing one is reported, not fatal."""
+    out = []
+    for name, env in config.environments.items():
+        try:
+            out.append(status(config, name, connect=connect))
+        except DbxPromoteError as exc:
+            out.append(Status(name, env.root, None, None, error=str(exc)))
+    return out
+
+
+def history(config: Config, env_name: str, *, connect: Connect = connect) -> list[HistoryEntry]:
+    """Past deployments of ``env_name``, newest first."""
+    deployer = open_environment(config, env_name, connect=connect)
+    return deployer.read_history()
+
+
+__all__ = [
+    "RecordCorrupt",
+    "Status",
+    "check_requires",
+    "deploy",
+    "fetch_release",
+    "history",
+    "open_environment",
+    "pick_release",
+    "promote",
+    "rollback",
+    "status",
+    "status_all",
+    "working_tree_artifact",
+]

@@ -1,0 +1,352 @@
+"""Pure planning: (what we want, what is there, what we recorded) -> Plan.
+
+No I/O here. The plan is computed from one listing of the folder and the record, so it
+works the same on a laptop, on a fresh CI agent, and inside `rollback`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dbx_promote.config import normalize_workspace_path, relative_to_root
+from dbx_promote.record import STATE_DIR, Record
+from dbx_promote.workspace import RemoteObject
+
+CREATE = "create"
+UPDATE = "update"
+DELETE = "delete"
+UNCHANGED = "unchanged"
+
+ENVIRONMENT_NOTEBOOK = "_environment"
+
+
+@dataclass(frozen=True)
+class DesiredObject:
+    """An object the folder must hold after the deploy."""
+
+    path: str  # relative to root
+    kind: str  # notebook | file
+    language: str | None
+    format: str  # SOURCE | JUPYTER | AUTO
+    sha256: str
+    size: int = 0
+
+    @property
+    def object_type(self) -> str:
+        return "NOTEBOOK" if self.kind == "notebook" else "FILE"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of the plan."""
+
+    action: str
+    path: str
+    kind: str
+    language: str | None = None
+    reason: str = ""
+    drift: bool = False
+    # The object exists with another type or language: it must be deleted first,
+    # because the workspace refuses to overwrite across types.
+    replace: bool = False
+    # Overwriting or deleting content we cannot vouch for (edited by hand, or never
+    # recorded): export it to the backups folder first.
+    backup: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a deploy will do, and the facts it was computed from."""
+
+    env: str
+    root: str
+    version: str
+    digest: str
+    previous_version: str | None
+    previous_digest: str | None
+    changes: tuple[Change, ...]
+    unmanaged: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    mkdirs: tuple[str, ...]  # leaves only: mkdirs creates parents
+    new_dirs: tuple[str, ...]  # every folder this deploy creates
+    rmdirs: tuple[str, ...]
+    directories: tuple[str, ...]
+    listing_fingerprint: str
+    record_verified: bool = False
+    end_state: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def by_action(self, action: str) -> list[Change]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def writes(self) -> list[Change]:
+        return [c for c in self.changes if c.action in (CREATE, UPDATE)]
+
+    @property
+    def deletes(self) -> list[Change]:
+        return self.by_action(DELETE)
+
+    @property
+    def drift(self) -> list[Change]:
+        return [c for c in self.changes if c.drift]
+
+    @property
+    def has_object_changes(self) -> bool:
+        return any(c.action != UNCHANGED for c in self.changes) or bool(self.rmdirs)
+
+    @property
+    def is_noop(self) -> bool:
+        """Nothing to write at all: same artifact, verified, nothing drifted or missing."""
+        return (
+            not self.has_object_changes
+            and self.previous_digest == self.digest
+            and self.record_verified
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            CREATE: len(self.by_action(CREATE)),
+            UPDATE: len(self.by_action(UPDATE)),
+            DELETE: len(self.by_action(DELETE)),
+            UNCHANGED: len(self.by_action(UNCHANGED)),
+            "drift": len(self.drift),
+            "unmanaged": len(self.unmanaged),
+        }
+
+    def signature(self) -> dict[str, Any]:
+        """What a reviewer approved: the artifact and every change (not timestamps)."""
+        return {
+            "digest": self.digest,
+            "root": self.root,
+            "changes": sorted(
+                [c.action, c.path, c.drift, c.replace]
+                for c in self.changes
+                if c.action != UNCHANGED
+            ),
+            "rmdirs": sorted(self.rmdirs),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "root": self.root,
+            "version": self.version,
+            "digest": self.digest,
+            "previous_version": self.previous_version,
+            "previous_digest": self.previous_digest,
+            "listing_fingerprint": self.listing_fingerprint,
+            "changes": [asdict(c) for c in self.changes],
+            "unmanaged": list(self.unmanaged),
+            "conflicts": list(self.conflicts),
+            "mkdirs": list(self.mkdirs),
+            "rmdirs": list(self.rmdirs),
+        }
+
+    def changes_summary(self) -> dict[str, Any]:
+        """The `changes` object of the JSON output: paths per action, counts for the rest."""
+        return {
+            CREATE: [c.path for c in self.by_action(CREATE)],
+            UPDATE: [c.path for c in self.by_action(UPDATE)],
+            DELETE: [c.path for c in self.by_action(DELETE)],
+            UNCHANGED: len(self.by_action(UNCHANGED)),
+            "drift": [c.path for c in self.drift],
+            "unmanaged": list(self.unmanaged),
+        }
+
+
+def fingerprint(listing: Iterable[RemoteObject], record: Record | None) -> str:
+    """A hash of exactly what the plan was computed from."""
+    rows = sorted(
+        (o.path, o.object_type, o.language or "", o.object_id or 0, o.modified_at or 0)
+        for o in listing
+    )
+    payload = json.dumps(
+        [rows, record.digest if record else None, record.deployed_at if record else None]
+    )
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def make_plan(
+    desired: Iterable[DesiredObject],
+    listing: Iterable[RemoteObject],
+    record: Record | None,
+    *,
+    env: str,
+    root: str,
+    version: str,
+    digest: str,
+    trusted: frozenset[str] = frozenset(),
+) -> Plan:
+    """Compare the desired objects with the folder and the record.
+
+    Args:
+        desired: the artifact's objects plus generated ones, paths relative to ``root``.
+        listing: one recursive listing of ``root`` (our state folder not descended into).
+        record: the folder's deployment record, if any.
+        trusted: paths whose modification since the record is our own doing (a restore
+            after a failed deploy), so they are not reported as hand edits.
+    """
+    listing = list(listing)
+    root = normalize_workspace_path(root)
+    remote: dict[str, RemoteObject] = {}
+    remote_dirs: set[str] = set()
+    for obj in listing:
+        rel = relative_to_root(root, obj.path)
+        if not rel or rel == STATE_DIR or rel.startswith(STATE_DIR + "/"):
+            continue
+        if obj.is_dir:
+            remote_dirs.add(rel)
+        else:
+            remote[rel] = obj
+
+    recorded = dict(record.objects) if record else {}
+    wanted = {d.path: d for d in desired}
+    want_dirs = {a for p in wanted for a in _ancestors(p)}
+    changes: list[Change] = []
+    conflicts: list[str] = []
+
+    for path in sorted(wanted):
+        d = wanted[path]
+        r = remote.get(path)
+        rec = recorded.get(path)
+        if path in remote_dirs:
+            conflicts.append(f"{path} is a folder in the workspace but a {d.kind} in the artifact")
+            continue
+        if r is None:
+            reason = "missing from the workspace" if rec else "new"
+            changes.append(Change(CREATE, path, d.kind, d.language, reason))
+            continue
+        drift = (
+            rec is not None
+            and path not in trusted
+            and rec.modified_at is not None
+            and r.modified_at != rec.modified_at
+        )
+        replace = r.object_type != d.object_type or (
+            d.kind == "notebook" and r.language is not None and r.language != d.language
+        )
+        if replace:
+            reason = f"was a {r.object_type.lower()} ({r.language or 'no language'})"
+            changes.append(
+                Change(UPDATE, path, d.kind, d.language, reason, drift, True, drift or rec is None)
+            )
+        elif rec is None:
+            changes.append(
+                Change(UPDATE, path, d.kind, d.language, "not in the record", backup=True)
+            )
+        elif rec.sha256 != d.sha256:
+            changes.append(Change(UPDATE, path, d.kind, d.language, "changed", drift, backup=drift))
+        elif drift:
+            changes.append(
+                Change(UPDATE, path, d.kind, d.language, "edited by hand", True, backup=True)
+            )
+        else:
+            changes.append(Change(UNCHANGED, path, d.kind, d.language))
+
+    for path in sorted(set(recorded) - set(wanted)):
+        r = remote.get(path)
+        if r is None:
+            continue
+        rec = recorded[path]
+        drift = (
+            path not in trusted and rec.modified_at is not None and r.modified_at != rec.modified_at
+        )
+        reason = (
+            "edited by hand, removed from the artifact" if drift else "removed from the artifact"
+        )
+        changes.append(Change(DELETE, path, rec.kind, rec.language, reason, drift, backup=drift))
+
+    for folder in sorted(want_dirs):
+        if folder in remote and folder not in recorded:
+            conflicts.append(f"{folder} is an object in the workspace but a folder in the artifact")
+
+    deleted = {c.path for c in changes if c.action == DELETE}
+    unmanaged = sorted(p for p in remote if p not in wanted and p not in recorded)
+
+    to_create = sorted(d for d in want_dirs if d not in remote_dirs)
+    mkdirs = tuple(d for d in to_create if not any(o.startswith(d + "/") for o in to_create))
+
+    rmdirs = _removable_dirs(
+        previous_dirs=set(record.directories) if record else set(),
+        want_dirs=want_dirs,
+        remote_dirs=remote_dirs,
+        remaining={p for p in remote if p not in deleted},
+    )
+
+    end_state: dict[str, tuple[str, str | None]] = {
+        p: (d.object_type, d.language if d.kind == "notebook" else None) for p, d in wanted.items()
+    }
+    return Plan(
+        env=env,
+        root=root,
+        version=version,
+        digest=digest,
+        previous_version=record.version if record else None,
+        previous_digest=record.digest if record else None,
+        changes=tuple(changes),
+        unmanaged=tuple(unmanaged),
+        conflicts=tuple(conflicts),
+        mkdirs=mkdirs,
+        new_dirs=tuple(to_create),
+        rmdirs=tuple(rmdirs),
+        directories=tuple(sorted(want_dirs)),
+        listing_fingerprint=fingerprint(listing, record),
+        record_verified=bool(record and record.verified),
+        end_state=end_state,
+    )
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _removable_dirs(
+    *, previous_dirs: set[str], want_dirs: set[str], remote_dirs: set[str], remaining: set[str]
+) -> list[str]:
+    """Folders we created before, no longer wanted, that will be empty: deepest first."""
+    candidates = sorted(
+        (d for d in previous_dirs if d not in want_dirs and d in remote_dirs),
+        key=lambda d: (-d.count("/"), d),
+    )
+    removable: list[str] = []
+    for d in candidates:
+        has_objects = any(p.startswith(d + "/") for p in remaining)
+        has_kept_dirs = any(sub.startswith(d + "/") and sub not in removable for sub in remote_dirs)
+        if not has_objects and not has_kept_dirs:
+            removable.append(d)
+    return removable
+
+
+def environment_notebook(env: str, parameters: Mapping[str, Any], user: str) -> bytes:
+    """The generated `_environment` notebook: `%run ./_environment` gives ENV and CONFIG."""
+    params = _expand_user(dict(parameters), user)
+    payload = json.dumps(params, sort_keys=True, indent=2, default=str)
+    text = (
+        "# Databricks notebook source\n"
+        f"# Generated by dbx-promote for environment {env!r}. Do not edit: every deploy\n"
+        "# rewrites this notebook. Use it with `%run ./_environment`, then read ENV and CONFIG.\n"
+        "import json as _json\n\n"
+        f"ENV = {env!r}\n"
+        f"CONFIG = _json.loads({payload!r})\n"
+    )
+    return text.encode()
+
+
+def _expand_user(value: Any, user: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{user}", user)
+    if isinstance(value, dict):
+        return {k: _expand_user(v, user) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_user(v, user) for v in value]
+    return value
+
+
+def parent(path: str) -> str:
+    return posixpath.dirname(path)

@@ -1,0 +1,247 @@
+"""The documents a deployed folder keeps about itself, under `<root>/.dbx-promote/`.
+
+- `deployment.json`: what is deployed now (version, digest, commit, when, who, where from,
+  verified) and, per managed object, the hash we wrote and the `object_id` and
+  `modified_at` the workspace gave it (so hand edits show up as drift).
+- `history.json`: past deployments, newest first.
+- `lock.json`: present only while a deploy runs.
+- `releases/*.zip`: the last N artifacts, for rollback and promote.
+
+The state lives in the workspace, not on the CI agent: any machine with read access can
+plan, and a lost agent loses nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from dbx_promote.errors import RecordCorrupt
+
+RECORD_SCHEMA = 1
+STATE_DIR = ".dbx-promote"
+RECORD_FILE = f"{STATE_DIR}/deployment.json"
+HISTORY_FILE = f"{STATE_DIR}/history.json"
+LOCK_FILE = f"{STATE_DIR}/lock.json"
+RELEASES_DIR = f"{STATE_DIR}/releases"
+BACKUPS_DIR = f"{STATE_DIR}/backups"
+HISTORY_LIMIT = 100
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class ManagedObject:
+    """One object the tool owns in the folder."""
+
+    path: str  # relative to root
+    kind: str  # notebook | file
+    language: str | None
+    sha256: str
+    object_id: int | None = None
+    modified_at: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    """A stored artifact in `releases/`."""
+
+    version: str
+    digest: str
+    file: str  # relative to root
+
+
+@dataclass(frozen=True)
+class Record:
+    """`deployment.json`: the folder's current release."""
+
+    project: str
+    env: str
+    version: str
+    digest: str
+    commit: str | None
+    deployed_at: str
+    deployed_by: str
+    kind: str  # deploy | promote | rollback | restore
+    verified: bool
+    objects: dict[str, ManagedObject]
+    releases: tuple[ReleaseRef, ...] = ()
+    directories: tuple[str, ...] = ()
+    pipeline: dict[str, str] | None = None
+    skip_requires: bool = False
+    commit_time: str | None = None
+    # The generated `_environment` notebook as deployed, so a restore puts back exactly it.
+    environment_source: str | None = None
+
+    @property
+    def release(self) -> ReleaseRef | None:
+        for ref in self.releases:
+            if ref.digest == self.digest:
+                return ref
+        return None
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["schema_version"] = RECORD_SCHEMA
+        data["objects"] = {k: asdict(v) for k, v in sorted(self.objects.items())}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str) -> Record:
+        data = _load(raw, where)
+        try:
+            objects = {
+                str(k): ManagedObject(**{**v, "path": str(k)})
+                for k, v in dict(data["objects"]).items()
+            }
+            releases = tuple(ReleaseRef(**r) for r in data.get("releases", []))
+            return cls(
+                project=str(data["project"]),
+                env=str(data["env"]),
+                version=str(data["version"]),
+                digest=str(data["digest"]),
+                commit=data.get("commit"),
+                commit_time=data.get("commit_time"),
+                deployed_at=str(data["deployed_at"]),
+                deployed_by=str(data["deployed_by"]),
+                kind=str(data.get("kind", "deploy")),
+                verified=bool(data["verified"]),
+                objects=objects,
+                releases=releases,
+                directories=tuple(data.get("directories", [])),
+                pipeline=data.get("pipeline"),
+                skip_requires=bool(data.get("skip_requires", False)),
+                environment_source=data.get("environment_source"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of `history.json`."""
+
+    version: str
+    digest: str
+    kind: str
+    outcome: str  # succeeded | failed-restored | failed
+    at: str
+    by: str
+    commit: str | None = None
+    detail: str = ""
+    pipeline: dict[str, str] | None = None
+
+
+def history_to_json(entries: list[HistoryEntry]) -> bytes:
+    data = {"schema_version": RECORD_SCHEMA, "deployments": [asdict(e) for e in entries]}
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def history_from_json(raw: bytes, *, where: str) -> list[HistoryEntry]:
+    data = _load(raw, where)
+    try:
+        return [HistoryEntry(**e) for e in data["deployments"]]
+    except (KeyError, TypeError) as exc:
+        raise RecordCorrupt(_corrupt(where, f"bad entry {exc}")) from None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """`lock.json`: who is deploying, since when."""
+
+    holder: str
+    started_at: str
+    host: str
+    pid: int
+    version: str
+    digest: str
+    run_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str) -> Lock:
+        data = _load(raw, where)
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise RecordCorrupt(_corrupt(where, str(exc))) from None
+
+    def age_seconds(self, now: datetime | None = None) -> float:
+        now = now or datetime.now(timezone.utc)
+        try:
+            return (now - parse_time(self.started_at)).total_seconds()
+        except ValueError:
+            return float("inf")
+
+    def describe(self) -> str:
+        run = f", run {self.run_url}" if self.run_url else ""
+        return (
+            f"{self.holder} on {self.host} since {self.started_at} (deploying {self.version}{run})"
+        )
+
+
+def _load(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise RecordCorrupt(_corrupt(where, "not valid JSON")) from None
+    if not isinstance(data, dict):
+        raise RecordCorrupt(_corrupt(where, "not a JSON object"))
+    if data.get("schema_version", RECORD_SCHEMA) > RECORD_SCHEMA:
+        raise RecordCorrupt(
+            f"{where} was written by a newer dbx-promote (schema "
+            f"{data.get('schema_version')}); upgrade dbx-promote"
+        )
+    return data
+
+
+def _corrupt(where: str, why: str) -> str:
+    return (
+        f"{where} is corrupt ({why}); fix or delete it in the workspace "
+        "(the next deploy then rebuilds it, treating existing objects as unrecorded)"
+    )
+
+
+def pipeline_context(env: dict[str, str] | None = None) -> dict[str, str] | None:
+    """Azure Pipelines run details from the agent's predefined variables, if any."""
+    env = dict(os.environ if env is None else env)
+    if env.get("TF_BUILD", "").lower() != "true":
+        return None
+    collection = env.get("SYSTEM_COLLECTIONURI", "").rstrip("/")
+    project = env.get("SYSTEM_TEAMPROJECT", "")
+    build_id = env.get("BUILD_BUILDID", "")
+    ctx = {
+        "build_number": env.get("BUILD_BUILDNUMBER", ""),
+        "build_id": build_id,
+        "source_branch": env.get("BUILD_SOURCEBRANCH", ""),
+        "source_version": env.get("BUILD_SOURCEVERSION", ""),
+        "requested_for": env.get("BUILD_REQUESTEDFOR", ""),
+        "stage": env.get("SYSTEM_STAGENAME", ""),
+        "pipeline": env.get("BUILD_DEFINITIONNAME", ""),
+    }
+    if collection and project and build_id:
+        ctx["run_url"] = f"{collection}/{project}/_build/results?buildId={build_id}"
+    return {k: v for k, v in ctx.items() if v}
+
+
+def local_identity() -> tuple[str, str]:
+    """(user, host) of this process, for the lock; never fails."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return user, socket.gethostname()

@@ -1,0 +1,483 @@
+"""The one seam to a Databricks workspace.
+
+This is the only module that imports `databricks.sdk`. It creates the client (unified auth
+plus our `azure-pipelines` mode), retries what the SDK does not (it never retries
+`workspace.upload`), adapts concurrency when the workspace throttles, counts requests,
+and translates every SDK and transport error into our own error tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.errors import (
+    DatabricksError,
+    NotFound,
+    PermissionDenied,
+    ResourceAlreadyExists,
+    ResourceConflict,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
+
+from dbx_promote import __version__
+from dbx_promote.config import Environment, normalize_workspace_path
+from dbx_promote.errors import (
+    ConnectionFailed,
+    CredentialsError,
+    ObjectExists,
+    ObjectNotFound,
+    WorkspaceError,
+)
+from dbx_promote.errors import PermissionDenied as OurPermissionDenied
+
+log = logging.getLogger("dbx_promote.workspace")
+
+T = TypeVar("T")
+
+AUTH_ENV_VAR = "DBX_PROMOTE_AUTH"
+RETRY_TIMEOUT_ENV_VAR = "DBX_PROMOTE_RETRY_TIMEOUT"
+
+# Directories the tool keeps its own state in; never listed as part of the managed tree.
+STATE_DIR = ".dbx-promote"
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """One object as the workspace reports it."""
+
+    path: str
+    object_type: str
+    language: str | None = None
+    object_id: int | None = None
+    modified_at: int | None = None
+    size: int | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.object_type == "DIRECTORY"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before a request counts as failed."""
+
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+class Throttle:
+    """A concurrency limit that halves on 429 and creeps back up on success (AIMD).
+
+    The service allows about 30 imports per second; hammering it with a fixed pool just
+    produces a storm of 429s. Every worker takes a slot before a write and gives it back
+    after, so the number in flight follows what the workspace currently accepts.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.max_limit = max(1, limit)
+        self.limit = self.max_limit
+        self._in_flight = 0
+        self._successes = 0
+        self._cond = threading.Condition()
+        self.throttled = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._cond:
+            while self._in_flight >= self.limit:
+                self._cond.wait()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def on_throttled(self) -> None:
+        with self._cond:
+            self.throttled += 1
+            self.limit = max(1, self.limit // 2)
+            self._successes = 0
+
+    def on_success(self) -> None:
+        with self._cond:
+            self._successes += 1
+            if self.limit < self.max_limit and self._successes >= self.limit:
+                self.limit += 1
+                self._successes = 0
+                self._cond.notify_all()
+
+
+class Workspace:
+    """A small adapter over `WorkspaceClient.workspace` with our retries and errors.
+
+    Args:
+        client: a configured SDK client.
+        retry: how often to retry a throttled or dropped request.
+        sleep: the sleep function (a seam so tests do not wait).
+        parallel: the initial concurrency limit for writes.
+    """
+
+    def __init__(
+        self,
+        client: WorkspaceClient,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        parallel: int = 8,
+    ) -> None:
+        self.client = client
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.throttle = Throttle(parallel)
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.host = client.config.host or ""
+
+    # --- reads -----------------------------------------------------------------------
+
+    def current_user(self) -> str:
+        """The signed-in principal's user name (SCIM Me)."""
+        me = self._call("who am I", lambda: self.client.current_user.me())
+        return str(me.user_name or me.display_name or me.id or "unknown")
+
+    def get_status(self, path: str) -> RemoteObject | None:
+        """The object at ``path``, or None when it does not exist."""
+        try:
+            info = self._call(path, lambda: self.client.workspace.get_status(path))
+        except ObjectNotFound:
+            return None
+        return _remote(info)
+
+    def list_dir(self, path: str) -> list[RemoteObject] | None:
+        """The direct children of ``path``; None when ``path`` does not exist."""
+        try:
+            items = self._call(path, lambda: list(self.client.workspace.list(path)))
+        except ObjectNotFound:
+            return None
+        return [_remote(i) for i in items]
+
+    def list_tree(self, root: str, *, skip: tuple[str, ...] = (STATE_DIR,)) -> list[RemoteObject]:
+        """Everything under ``root`` (directories included), one `list` call per directory.
+
+        Children named in ``skip`` directly under ``root`` are reported but not descended
+        into. An absent root gives an empty list.
+        """
+        found: list[RemoteObject] = []
+        queue = [root]
+        while queue:
+            current = queue.pop(0)
+            children = self.list_dir(current)
+            if children is None:
+                if current == root:
+                    return []
+                continue  # removed while we walked: nothing to report
+            for child in sorted(children, key=lambda o: o.path):
+                found.append(child)
+                name = child.path.rsplit("/", 1)[-1]
+                if child.is_dir and not (current == root and name in skip):
+                    queue.append(child.path)
+        return found
+
+    def download(self, path: str, *, jupyter: bool = False) -> bytes:
+        """The content of ``path`` (notebook source, ipynb, or file bytes)."""
+        fmt = ExportFormat.JUPYTER if jupyter else ExportFormat.SOURCE
+
+        def go() -> bytes:
+            with self.client.workspace.download(path, format=fmt) as f:
+                return bytes(f.read())
+
+        return self._call(path, go)
+
+    def read_optional(self, path: str) -> bytes | None:
+        """Like `download`, but None when the object does not exist."""
+        try:
+            return self.download(path)
+        except ObjectNotFound:
+            return None
+
+    # --- writes ----------------------------------------------------------------------
+
+    def mkdirs(self, path: str) -> None:
+        """Create ``path`` and its parents (an existing folder is fine)."""
+        self._call(path, lambda: self.client.workspace.mkdirs(path), write=True)
+
+    def delete(self, path: str, *, recursive: bool = False) -> bool:
+        """Delete ``path``; False when it was already gone."""
+        try:
+            self._call(
+                path,
+                lambda: self.client.workspace.delete(path, recursive=recursive),
+                write=True,
+            )
+        except ObjectNotFound:
+            return False
+        return True
+
+    def import_notebook(
+        self, path: str, content: bytes, *, language: str, jupyter: bool = False
+    ) -> None:
+        """Create or overwrite a notebook at exactly ``path`` (no extension)."""
+        fmt = ImportFormat.JUPYTER if jupyter else ImportFormat.SOURCE
+        lang = None if jupyter else Language(language)
+        self._upload(path, content, fmt, lang, overwrite=True)
+
+    def import_file(self, path: str, content: bytes, *, overwrite: bool = True) -> None:
+        """Create or overwrite a workspace file at ``path`` (extension kept)."""
+        self._upload(path, content, ImportFormat.AUTO, None, overwrite=overwrite)
+
+    def create_file_exclusive(self, path: str, content: bytes) -> None:
+        """Create a file only if nothing is at ``path``; `ObjectExists` otherwise."""
+        self._upload(path, content, ImportFormat.AUTO, None, overwrite=False)
+
+    def _upload(
+        self,
+        path: str,
+        content: bytes,
+        fmt: ImportFormat,
+        language: Language | None,
+        *,
+        overwrite: bool,
+    ) -> None:
+        # Bytes, never a stream: a retried stream uploads an empty notebook
+        # (databricks-sdk-py#796). The SDK does not retry uploads; _call does.
+        def go() -> None:
+            self.client.workspace.upload(
+                path, content, format=fmt, language=language, overwrite=overwrite
+            )
+
+        with self.throttle.slot():
+            self._call(path, go, write=True, idempotent=overwrite)
+
+    # --- the one place SDK errors are translated -------------------------------------
+
+    def _call(
+        self, what: str, fn: Callable[[], T], *, write: bool = False, idempotent: bool = True
+    ) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._lock:
+                self.requests += 1
+            try:
+                result = fn()
+            except TooManyRequests as exc:
+                self.throttle.on_throttled()
+                self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
+                continue
+            except TemporarilyUnavailable as exc:
+                self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
+                continue
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # A dropped connection may or may not have applied the write. Only
+                # requests that give the same result twice are sent again.
+                if not idempotent:
+                    raise WorkspaceError(
+                        f"connection lost during {what}; the workspace did not answer"
+                    ) from exc
+                self._backoff(what, attempt, exc, None)
+                continue
+            except DatabricksError as exc:
+                if _is_dropped(exc) and idempotent:
+                    self._backoff(what, attempt, exc, None)
+                    continue
+                raise translate(exc, what) from exc
+            except TimeoutError as exc:
+                cause = exc.__cause__
+                detail = f" (last error: {_short(cause)})" if cause else ""
+                raise WorkspaceError(
+                    f"{what}: the workspace kept failing until the retry budget ran out{detail}"
+                ) from exc
+            else:
+                if write:
+                    self.throttle.on_success()
+                return result
+
+    def _backoff(self, what: str, attempt: int, exc: BaseException, retry_after: Any) -> None:
+        if attempt >= self.retry.attempts:
+            raise WorkspaceError(
+                f"{what}: still failing after {attempt} attempts ({_short(exc)})",
+                status=getattr(exc, "status_code", None),
+                error_code=getattr(exc, "error_code", None),
+            ) from exc
+        if isinstance(retry_after, (int, float)) and retry_after >= 0:
+            delay = float(retry_after)
+        else:
+            delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        delay += random.uniform(0, self.retry.base_delay)
+        with self._lock:
+            self.retries += 1
+        log.debug("retrying %s in %.2fs after %s", what, delay, _short(exc))
+        self._sleep(delay)
+
+
+def _is_dropped(exc: DatabricksError) -> bool:
+    text = str(exc)
+    return "Connection aborted" in text or "RemoteDisconnected" in text
+
+
+def _short(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    text = " ".join(str(exc).split())
+    # The SDK appends its config dump to auth errors; it is noise for the user.
+    text = text.split(" Config: ")[0]
+    return text[:300] or type(exc).__name__
+
+
+def translate(exc: DatabricksError, what: str) -> WorkspaceError | CredentialsError:
+    """Map an SDK error to ours, keeping the service's message."""
+    message = f"{what}: {_short(exc)}"
+    code = getattr(exc, "error_code", None)
+    if isinstance(exc, Unauthenticated):
+        return CredentialsError(
+            "the workspace refused the credentials (401); check the token or service principal"
+        )
+    if isinstance(exc, PermissionDenied):
+        return OurPermissionDenied(f"permission denied: {message}", status=403, error_code=code)
+    if isinstance(exc, NotFound):
+        return ObjectNotFound(message, status=404, error_code=code)
+    if isinstance(exc, (ResourceAlreadyExists, ResourceConflict)):
+        return ObjectExists(message, status=400, error_code=code)
+    return WorkspaceError(message, error_code=code)
+
+
+def _remote(info: Any) -> RemoteObject:
+    def enum(v: Any) -> str | None:
+        return None if v is None else str(getattr(v, "value", v))
+
+    return RemoteObject(
+        path=normalize_workspace_path(info.path or ""),
+        object_type=enum(info.object_type) or "UNKNOWN",
+        language=enum(info.language),
+        object_id=info.object_id,
+        modified_at=info.modified_at,
+        size=info.size,
+    )
+
+
+# --- creating the client --------------------------------------------------------------
+
+
+def _preflight(host: str, timeout: float = 5.0) -> None:
+    """Fail in seconds when the host cannot be reached.
+
+    Without this, the SDK's host-metadata probe retries a refused connection for its
+    whole retry budget (five minutes by default) before saying anything.
+    """
+    parsed = urlparse(host if "://" in host else f"https://{host}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not parsed.hostname:
+        raise ConnectionFailed(f"'{host}' is not a workspace URL")
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConnectionFailed(f"cannot reach workspace {host}: {reason}") from None
+
+
+def connect(
+    env: Environment,
+    *,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    parallel: int | None = None,
+) -> Workspace:
+    """A `Workspace` for ``env`` using the SDK's unified auth (or `azure-pipelines`).
+
+    Host and auth come from, in order: the environment's ``host``/``profile``/``auth`` in
+    the config, then `DBX_PROMOTE_AUTH`, then the SDK's own sources (`DATABRICKS_*`
+    variables, ~/.databrickscfg). Raises `CredentialsError` or `ConnectionFailed` (exit 2).
+    """
+    auth = env.auth or os.environ.get(AUTH_ENV_VAR) or None
+    kwargs: dict[str, Any] = {
+        "product": "dbx-promote",
+        "product_version": __version__,
+        "retry_timeout_seconds": int(os.environ.get(RETRY_TIMEOUT_ENV_VAR, "120")),
+        "http_timeout_seconds": 60,
+    }
+    if env.host:
+        kwargs["host"] = env.host
+    if env.profile:
+        kwargs["profile"] = env.profile
+    if auth == "azure-pipelines":
+        from dbx_promote.azure.auth import (
+            AzurePipelinesTokenSource,
+            databricks_credentials_strategy,
+        )
+
+        kwargs["credentials_strategy"] = databricks_credentials_strategy(
+            AzurePipelinesTokenSource.from_env()
+        )
+    elif auth:
+        kwargs["auth_type"] = auth
+
+    host = env.host or os.environ.get("DATABRICKS_HOST")
+    if host:
+        _preflight(host)
+    try:
+        config = Config(**kwargs)
+    except ValueError as exc:
+        raise CredentialsError(_auth_hint(env, exc)) from None
+    if not config.host:
+        raise CredentialsError(
+            f"no workspace host for environment '{env.name}': set 'host' in the config, "
+            "DATABRICKS_HOST, or a profile"
+        )
+    if not host:
+        _preflight(config.host)
+    client = WorkspaceClient(config=config)
+    return Workspace(client, retry=retry, sleep=sleep, parallel=parallel or env.parallel)
+
+
+def client_from_config(config: Config, **kwargs: Any) -> Workspace:
+    """A `Workspace` over an explicit SDK `Config` (tests, the emulator, benchmarks)."""
+    return Workspace(WorkspaceClient(config=config), **kwargs)
+
+
+def _auth_hint(env: Environment, exc: ValueError) -> str:
+    text = _short(exc)
+    if "more than one authorization method" in text:
+        return (
+            f"environment '{env.name}': more than one kind of credentials is set "
+            "(e.g. DATABRICKS_TOKEN and DATABRICKS_CLIENT_SECRET); keep one, or set 'auth'"
+        )
+    if "profile" in text and "has no" in text:
+        return f"environment '{env.name}': profile '{env.profile}' is not in ~/.databrickscfg"
+    return (
+        f"no Databricks credentials for environment '{env.name}': set DATABRICKS_HOST and "
+        "DATABRICKS_TOKEN, use 'profile' in the config, or 'auth: azure-pipelines' in a pipeline"
+    )
+
+
+__all__ = [
+    "STATE_DIR",
+    "ObjectType",
+    "RemoteObject",
+    "RetryPolicy",
+    "Throttle",
+    "Workspace",
+    "client_from_config",
+    "connect",
+    "translate",
+]
