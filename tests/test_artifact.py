@@ -312,6 +312,14 @@ def craft_manifest_unsafe_workspace_path(good: Artifact, out: Path) -> Path:
     return write_zip(out, [(n, bad if n == MANIFEST_NAME else d) for n, d in entries_of(good)])
 
 
+def craft_manifest_redirected_workspace_path(good: Artifact, out: Path) -> Path:
+    def edit(d: dict[str, object]) -> None:
+        d["objects"][0]["workspace_path"] = "ingest/load_orders"  # type: ignore[index]
+
+    bad = with_manifest(good, edit)
+    return write_zip(out, [(n, bad if n == MANIFEST_NAME else d) for n, d in entries_of(good)])
+
+
 def _flip(data: bytes) -> bytes:
     return bytes([data[0] ^ 1]) + data[1:]
 
@@ -389,6 +397,10 @@ REFUSALS: dict[str, tuple[Callable[[Artifact, Path], Path], str]] = {
     "manifest_unsafe_path": (
         craft_manifest_unsafe_workspace_path,
         "workspace_path '../escape' contains '..'",
+    ),
+    "manifest_redirected_path": (
+        craft_manifest_redirected_workspace_path,
+        "workspace_path 'ingest/load_orders' does not follow path",
     ),
     "hash_mismatch": (craft_hash_mismatch, "does not match its manifest sha256"),
     "size_mismatch": (craft_size_mismatch, "bytes, manifest says"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import stat
 import subprocess
@@ -172,6 +173,10 @@ def _object_from_dict(o: Any, index: int) -> ManifestObject:
         reason = _unsafe_name(value) if isinstance(value, str) else "not a string"
         if reason:
             raise ArtifactError(f"{where}: {name} {value!r} {reason}")
+    # Deploy trusts workspace_path; tying it to path keeps one object from posing as another.
+    expected = posixpath.splitext(obj.path)[0] if obj.kind == "notebook" else obj.path
+    if obj.workspace_path != expected:
+        raise ArtifactError(f"{where}: workspace_path {obj.workspace_path!r} does not follow path")
     if obj.format not in _KINDS.get(obj.kind, set()):
         raise ArtifactError(f"{where}: kind {obj.kind!r} with format {obj.format!r}")
     if (obj.language not in _LANGUAGES) if obj.kind == "notebook" else (obj.language is not None):
@@ -225,7 +230,7 @@ class Artifact:
         try:
             with zipfile.ZipFile(self.path) as zf:
                 data = _read_entry(zf, obj.entry_name, obj.size)
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"{self.path.name}: cannot read {obj.path}: {exc}") from exc
         if len(data) != obj.size or hashlib.sha256(data).hexdigest() != obj.sha256:
             raise ArtifactError(

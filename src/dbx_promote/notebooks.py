@@ -418,7 +418,11 @@ def discover(
         if size > MAX_OBJECT_SIZE:
             problems.append(f"{relpath}: {size} bytes, over the workspace's 10 MB import limit")
             continue
-        data = file.read_bytes()
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            problems.append(f"{relpath}: cannot read: {exc.strerror or exc}")
+            continue
         for line, what in scan_credentials(data):
             problems.append(
                 f"{relpath}:{line}: looks like a {what}; remove it (use a secret scope) or "
