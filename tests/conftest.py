@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.clock import Clock
 from databricks.sdk.core import Config
 
 from dbx_promote.emulator import Emulator
@@ -37,7 +38,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
-class FakeClock:
+class FakeClock(Clock):
     """A clock for the SDK's retry loop: ``sleep`` advances ``time`` and is recorded."""
 
     def __init__(self, start: float = 1_000_000.0) -> None:

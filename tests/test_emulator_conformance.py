@@ -140,7 +140,7 @@ def test_recursive_list_yields_only_non_directories(workspace_client: WorkspaceC
     w.workspace.mkdirs("/Shared/r/x/y")
     w.workspace.upload("/Shared/r/a.py", b"1")
     w.workspace.upload("/Shared/r/x/y/b.py", b"2")
-    got = sorted(o.path for o in w.workspace.list("/Shared/r", recursive=True))
+    got = sorted(str(o.path) for o in w.workspace.list("/Shared/r", recursive=True))
     assert got == ["/Shared/r/a.py", "/Shared/r/x/y/b.py"]
 
 
