@@ -149,6 +149,8 @@ def test_fault_rejects_bad_arguments() -> None:
         Fault(nth=0)
     with pytest.raises(ValueError):
         Fault(times=0)
+    with pytest.raises(ValueError):
+        Fault(endpoint="(unclosed")
 
 
 # --- latency and rate limit ------------------------------------------------------------

@@ -47,7 +47,10 @@ class Fault:
         if self.times == 0 or self.times < -1:
             raise ValueError("Fault.times must be >= 1, or -1 for forever")
         if self.endpoint is not None:
-            re.compile(self.endpoint)
+            try:
+                re.compile(self.endpoint)
+            except re.error as exc:
+                raise ValueError(f"Fault.endpoint is not a valid regex: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by the control API."""

@@ -281,6 +281,8 @@ def _enum(value: Any, allowed: tuple[str, ...], name: str, default: str | None) 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "dbx-promote-emulator"
+    # A client that stalls mid-request must not hold a thread forever.
+    timeout = 60
     server: _Server
     # (method, endpoint, path) of a counted request whose response is not yet sent.
     _pending: tuple[str, str, str | None] | None = None
