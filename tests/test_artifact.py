@@ -364,6 +364,27 @@ def craft_symlink(good: Artifact, out: Path) -> Path:
     return write_zip(out, [*entries_of(good), (link, b"/etc/passwd")])
 
 
+def craft_encrypted(good: Artifact, out: Path) -> Path:
+    write_zip(out, entries_of(good))
+    data = bytearray(out.read_bytes())
+    offset = data.index(b"PK\x01\x02")  # the manifest's central directory record
+    data[offset + 8] |= 0x1
+    out.write_bytes(bytes(data))
+    return out
+
+
+def craft_corrupt_deflate(good: Artifact, out: Path) -> Path:
+    entries = entries_of(good)
+    write_zip(out, entries)
+    data = bytearray(out.read_bytes())
+    start = data.index(b"PK\x03\x04", 4)  # local header of the first object
+    name_len, extra_len = struct.unpack("<HH", data[start + 26 : start + 30])
+    body = start + 30 + name_len + extra_len
+    data[body : body + 8] = b"\xff" * 8
+    out.write_bytes(bytes(data))
+    return out
+
+
 def craft_duplicate(good: Artifact, out: Path) -> Path:
     entries = entries_of(good)
     return write_zip(out, [*entries, entries[1]])
@@ -411,6 +432,8 @@ REFUSALS: dict[str, tuple[Callable[[Artifact, Path], Path], str]] = {
     "backslash": (craft_backslash, "entry 'src\\\\evil.py' contains a backslash"),
     "symlink": (craft_symlink, "entry 'src/link.py' is a symbolic link"),
     "duplicate": (craft_duplicate, "duplicate entry"),
+    "encrypted": (craft_encrypted, "entry 'manifest.json' is encrypted"),
+    "corrupt_deflate": (craft_corrupt_deflate, "bad.zip: corrupt zip"),
     "zip_bomb": (craft_zip_bomb, "declares 2147483648 bytes"),
     "deflate_bomb": (craft_deflate_bomb, "entry 'src/zeros.csv' declares 11534336 bytes"),
 }

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -216,10 +217,12 @@ class Artifact:
 
     @property
     def version(self) -> str:
+        """The artifact's version, from its manifest."""
         return self.manifest.version
 
     @property
     def project(self) -> str:
+        """The project name, from its manifest."""
         return self.manifest.project
 
     def read(self, obj: ManifestObject) -> bytes:
@@ -278,8 +281,10 @@ def open_artifact(path: str | Path) -> Artifact:
     try:
         with zipfile.ZipFile(path) as zf:
             manifest = _verify_zip(zf, name)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error) as exc:
         raise ArtifactError(f"{name}: corrupt zip: {exc}") from exc
+    except NotImplementedError as exc:
+        raise ArtifactError(f"{name}: unsupported zip feature: {exc}") from exc
     except (OSError, EOFError) as exc:
         raise ArtifactError(f"{name}: truncated or unreadable zip: {exc}") from exc
     return Artifact(path=path, digest=_file_digest(path), manifest=manifest)
@@ -303,6 +308,8 @@ def _verify_zip(zf: zipfile.ZipFile, name: str) -> Manifest:
             raise ArtifactError(
                 f"{name}: entry {entry!r} is a symbolic link; refusing the artifact"
             )
+        if info.flag_bits & 0x1:
+            raise ArtifactError(f"{name}: entry {entry!r} is encrypted; refusing the artifact")
         limit = _MAX_MANIFEST_SIZE if entry == MANIFEST_NAME else MAX_OBJECT_SIZE
         if info.file_size > limit or (
             info.file_size > _CHUNK and info.file_size > _MAX_RATIO * max(info.compress_size, 1)
