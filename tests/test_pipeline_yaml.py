@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -213,3 +214,17 @@ def test_no_secret_in_the_file(pipeline: dict[str, Any]) -> None:
             for name, value in step.get("env", {}).items():
                 if "TOKEN" in name or "SECRET" in name:
                     assert re.fullmatch(r"\$\([A-Za-z.]+\)", value), (name, value)
+
+
+MACRO = re.compile(r"\$\((?P<name>[A-Za-z]+(?:\.[A-Za-z]+)+)\)")
+
+
+def test_scripts_use_only_predefined_macros_and_are_valid_bash(pipeline: dict[str, Any]) -> None:
+    """Each script stands alone: agent macros, plain bash, nothing from outside the step."""
+    predefined = {"Pipeline.Workspace", "Build.ArtifactStagingDirectory", "Agent.TempDirectory"}
+    for st in pipeline["stages"]:
+        for script in scripts(st):
+            assert {m["name"] for m in MACRO.finditer(script)} <= predefined, script
+            expanded = MACRO.sub("/tmp/agent", script)
+            result = subprocess.run(["bash", "-n"], input=expanded, text=True, capture_output=True)
+            assert result.returncode == 0, (script, result.stderr)
