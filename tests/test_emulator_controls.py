@@ -450,3 +450,13 @@ def test_cli_serve_prints_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     assert proc.returncode == 0, err
     assert out == b""
     assert (tmp_path / "state" / "workspace.db").exists()
+
+
+def test_cli_serve_on_a_busy_port_fails_with_one_line(emulator: Emulator) -> None:
+    port = str(urlsplit(emulator.url).port)
+    cmd = [sys.executable, "-m", "dbx_promote", "emulator", "serve", "--port", port]
+    proc = subprocess.run(cmd, capture_output=True, timeout=30, env=os.environ)
+    assert proc.returncode == 1
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot start the emulator")
+    assert proc.stdout == b""
