@@ -239,15 +239,12 @@ def test_sdk_sends_the_entra_token_as_bearer(
     assert seen == ["Bearer entra-token-1"]
 
 
-def test_sdk_against_the_workspace_emulator(entra: FakeEntra) -> None:
-    emulator_mod = pytest.importorskip("dbx_promote.emulator", reason="emulator not built yet")
-    if not hasattr(emulator_mod, "Emulator"):
-        pytest.skip("dbx_promote.emulator.Emulator not available yet")
+def test_sdk_against_the_workspace_emulator(entra: FakeEntra, emulator: Any) -> None:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
 
-    with emulator_mod.Emulator() as emu:
-        strategy = databricks_credentials_strategy(real_source(entra))
-        client = WorkspaceClient(config=Config(host=emu.url, credentials_strategy=strategy))
-        client.workspace.mkdirs("/Shared/azure-pipelines-auth")
-        assert client.workspace.get_status("/Shared/azure-pipelines-auth").path
+    strategy = databricks_credentials_strategy(real_source(entra))
+    client = WorkspaceClient(config=Config(host=emulator.url, credentials_strategy=strategy))
+    client.workspace.mkdirs("/Shared/azure-pipelines-auth")
+    assert client.workspace.get_status("/Shared/azure-pipelines-auth").path
+    assert len(entra.token_requests()) == 1  # one token for the whole session of calls
