@@ -296,6 +296,10 @@ def test_cli_json_output_and_pipeline_variables(tmp_path: Path, ado: FakeAzureDe
     assert [c["kind"] for c in doc["changes"]].count("create-check") == 2
     assert ado.pat not in result.stdout + result.stderr
 
-    again = cli(tmp_path, "ado", "ensure-environments", "--dry-run", env=env)
+    again = cli(
+        tmp_path, "ado", "ensure-environments", "--dry-run", env={**env, "TF_BUILD": "True"}
+    )
     assert again.returncode == 0, again.stderr
     assert "nothing to change" in again.stdout
+    assert "##[group]ado ensure-environments" in again.stdout  # collapsible in the run log
+    assert "##[endgroup]" in again.stdout
