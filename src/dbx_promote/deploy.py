@@ -333,9 +333,9 @@ class Deployer:
                     from dbx_promote.reviewed import check_reviewed_plan
 
                     check_reviewed_plan(options.reviewed_plan, plan)
-            release = self._store_release(target, record)
             touched: set[str] = set()
             try:
+                release = self._store_release(target, record)
                 result.backups = self._backup(plan, record)
                 final = self._apply(target, plan, touched)
                 result.verified = True
@@ -691,10 +691,12 @@ class Deployer:
         trusted = frozenset(touched) | frozenset(c.path for c in plan.writes)
         # Everything the failed deploy may have written counts as ours, so the restore
         # deletes what it created and does not mistake its own writes for hand edits.
+        # Their content is unknown (a write may have landed or not), so every one of them
+        # is rewritten or deleted.
         owned = dict(previous.objects) if previous else {}
         for path in trusted:
-            if path not in owned:
-                owned[path] = ManagedObject(path, "file", None, sha256="", modified_at=None)
+            known = owned.get(path) or ManagedObject(path, "file", None, sha256="")
+            owned[path] = replace(known, sha256="", modified_at=None)
         dirs = tuple(sorted(set(previous.directories if previous else ()) | set(plan.new_dirs)))
         failed_entry = HistoryEntry(
             version=failed.version,
@@ -706,6 +708,10 @@ class Deployer:
             commit=failed.commit,
             detail=_one_line(cause),
         )
+        # The restore is the last line of defence: it waits out throttling longer than
+        # the deploy did.
+        patience = self.ws.retry
+        self.ws.retry = replace(patience, attempts=patience.attempts * 3)
         try:
             if previous is None or previous.release is None:
                 empty = Target("none", "none", failed.project, None, None, (), lambda p: b"", "")
@@ -746,6 +752,8 @@ class Deployer:
                 f"restoring the previous release ALSO failed ({_one_line(exc)}); the folder may "
                 "be mixed: run the deploy again, it converges from the folder's real state"
             )
+        finally:
+            self.ws.retry = patience
 
     def _try_write_history(self, entry: HistoryEntry) -> None:
         try:

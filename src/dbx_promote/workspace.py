@@ -25,6 +25,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     DatabricksError,
+    InternalError,
     NotFound,
     PermissionDenied,
     ResourceAlreadyExists,
@@ -286,6 +287,13 @@ class Workspace:
                 continue
             except TemporarilyUnavailable as exc:
                 self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
+                continue
+            except InternalError as exc:
+                # A 500 is usually transient; resending is safe when the request gives the
+                # same result twice (every write but the exclusive lock create).
+                if not idempotent:
+                    raise translate(exc, what) from exc
+                self._backoff(what, attempt, exc, None)
                 continue
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A dropped connection may or may not have applied the write. Only
