@@ -14,6 +14,7 @@ from dbx_promote.emulator import Fault
 from dbx_promote.errors import DeployFailed, LockHeld, StalePlan
 from dbx_promote.record import Lock
 from dbx_promote.reviewed import load_plan, save_plan
+
 from deploy_helpers import ROOT, V1, V2, build, deploy, deployer, environment, managed_state
 
 WRITES = {"import", "mkdirs", "delete"}

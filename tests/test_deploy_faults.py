@@ -9,10 +9,11 @@ exactly v1 or exactly v2 — and that the next clean deploy converges to v2.
 from __future__ import annotations
 
 import pytest
-from deploy_helpers import ROOT, V1, V2, build, deploy, managed_state
 
 from dbx_promote.emulator import Fault
 from dbx_promote.errors import DbxPromoteError
+
+from deploy_helpers import ROOT, V1, V2, build, deploy, managed_state
 
 ATTEMPTS = 4  # the engine's retry budget in these tests (deploy_helpers.deployer)
 
