@@ -19,6 +19,7 @@ from dbx_promote.azure.environments import (
 )
 from dbx_promote.config import Config, load_config
 from dbx_promote.errors import ConfigError, CredentialsError
+
 from fake_ado import FakeAzureDevOps
 
 LEADS_ID = "6f1f6a3e-0000-4000-8000-000000000001"

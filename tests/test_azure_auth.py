@@ -18,6 +18,7 @@ from dbx_promote.azure.auth import (
     databricks_credentials_strategy,
 )
 from dbx_promote.errors import CredentialsError
+
 from fake_entra import FakeEntra
 
 SYSTEM_TOKEN = "system-access-token-0123456789"
