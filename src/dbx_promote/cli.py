@@ -259,7 +259,8 @@ class CliEvents:
         if self._progress is not None and name != "applying":
             self._progress.stop()
             self._progress = None
-        if not self.quiet:
+        # Phases only on a terminal: in logs and scripts, stderr carries errors alone.
+        if not self.quiet and self.app.err.is_terminal:
             self.app.err.print(f"[dim]… {name}[/dim]", highlight=False)
 
     def progress(self, done: int, total: int) -> None:

@@ -13,11 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbx_promote.artifact import Artifact, BuildOptions, build_artifact, open_artifact
+from dbx_promote.artifact import (
+    Artifact,
+    BuildOptions,
+    build_artifact,
+    compute_version,
+    open_artifact,
+)
 from dbx_promote.config import Config, Environment, relative_to_root
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
 from dbx_promote.errors import (
     ArtifactError,
+    BuildError,
     DbxPromoteError,
     RecordCorrupt,
     ReleaseNotFound,
@@ -42,6 +49,12 @@ def open_environment(
 @contextmanager
 def working_tree_artifact(config: Config, version: str | None = None) -> Iterator[Artifact]:
     """Build the working tree into a temporary artifact (deploy without ARTIFACT)."""
+    if version is None:
+        try:
+            compute_version(config.base_dir, None, False)
+        except BuildError:
+            # Outside git (or a shallow clone): still usable for a sandbox or a dry run.
+            version = "0.0.0+worktree"
     with tempfile.TemporaryDirectory(prefix="dbx-promote-build-") as tmp:
         b = config.build
         options = BuildOptions(
