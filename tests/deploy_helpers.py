@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FakeClock, make_client
 from dbx_promote.artifact import Artifact, BuildOptions, build_artifact
 from dbx_promote.config import Environment
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, target_from_artifact
 from dbx_promote.emulator import Emulator
 from dbx_promote.workspace import RetryPolicy, Workspace
+
+from conftest import FakeClock, make_client
 
 ROOT = "/Shared/app/test"
 
