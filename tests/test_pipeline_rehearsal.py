@@ -236,10 +236,11 @@ class Agent:
                 "TF_BUILD": "True",
                 "AGENT_TEMPDIRECTORY": str(agent_tmp),
                 "PATH": self.base_path,
-                "HOME": str(home),  # nothing from the developer's ~/.databrickscfg
-                "PIP_CACHE_DIR": os.environ.get(
-                    "PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")
-                ),
+                # Nothing from the developer's ~/.databrickscfg (HOME stays: pip's index config).
+                "DATABRICKS_CONFIG_FILE": str(home / "no-databrickscfg"),
+                # Speed only: no .pyc compilation of the deps pip installs into each venv.
+                "PIP_NO_COMPILE": "1",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             }
         )
 
