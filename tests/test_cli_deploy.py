@@ -314,3 +314,29 @@ def test_a_held_lock_exits_1_naming_the_holder(emulator, tmp_path, workspace_cli
 
     assert proc.returncode == 1
     assert "bob@example.com" in one_line_error(proc)
+
+
+def test_per_environment_hosts_from_variables_reach_two_workspaces(
+    emulator, second_emulator, tmp_path
+):
+    cfg = write_config(tmp_path)
+    art = build(tmp_path, V1, "1.0.0")
+    hosts = {
+        "DBX_PROMOTE_TEST_HOST": emulator.url,
+        "DBX_PROMOTE_PROD_HOST": second_emulator.url,
+        "DBX_PROMOTE_PROD_TOKEN": "dapi-prod-only-token-value",
+        "DATABRICKS_TOKEN": TOKEN,
+    }
+
+    to_test = run(
+        ["--config", str(cfg), "deploy", str(art.path), "--env", "test"], url=None, extra_env=hosts
+    )
+    to_prod = run(
+        ["--config", str(cfg), "deploy", str(art.path), "--env", "prod"], url=None, extra_env=hosts
+    )
+
+    assert to_test.returncode == 0, to_test.stderr
+    assert to_prod.returncode == 0, to_prod.stderr
+    assert "/Shared/app/prod/etl/ingest" in second_emulator.tree("/Shared/app/prod")
+    assert emulator.tree("/Shared/app/prod") == {}
+    assert "dapi-prod-only-token-value" not in to_prod.stdout + to_prod.stderr

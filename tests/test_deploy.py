@@ -305,9 +305,10 @@ def test_a_failed_deploy_restores_the_previous_release(emulator, fake_clock, tmp
 
     assert managed_state(emulator) == v1_state
     history = json.loads(emulator.read(f"{ROOT}/.dbx-promote/history.json"))["deployments"]
-    assert [(h["version"], h["outcome"]) for h in history[:2]] == [
-        ("2.0.0", "failed"),
-        ("1.0.0", "succeeded"),
+    assert [(h["version"], h["kind"], h["outcome"]) for h in history[:3]] == [
+        ("1.0.0", "restore", "succeeded"),
+        ("2.0.0", "deploy", "failed"),
+        ("1.0.0", "deploy", "succeeded"),
     ]
 
 

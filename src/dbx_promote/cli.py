@@ -605,7 +605,7 @@ def _render_status(app: AppContext, st: Any) -> None:
     if drift["edited"] or drift["missing"] or drift["unmanaged"]:
         for label in ("edited", "missing", "unmanaged"):
             for path in drift[label]:
-                app.out.print(f"  [yellow]{label:<9}[/yellow]{path}", highlight=False)
+                app.out.print(f"  [yellow]{label:<10}[/yellow]{path}", highlight=False)
     elif d["deployed"]:
         app.out.print(f"  {'drift':<9}none", highlight=False)
 

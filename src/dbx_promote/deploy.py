@@ -656,7 +656,7 @@ class Deployer:
             )
         ]
         if failed_entry:
-            entries.insert(0, failed_entry)
+            entries.append(failed_entry)  # the failure came first; newest first is the restore
         self.ws.import_file(self.abs(RECORD_FILE), record.to_json())
         self.ws.import_file(
             self.abs(HISTORY_FILE), history_to_json((entries + history)[:HISTORY_LIMIT])

@@ -37,6 +37,9 @@ _PATTERNS = (
 
 def _secret_values() -> list[str]:
     values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    values += [
+        v for k, v in os.environ.items() if k.startswith("DBX_PROMOTE_") and k.endswith("_TOKEN")
+    ]
     # Short values would mask ordinary words; real secrets are long.
     return sorted((v for v in values if len(v) >= 6), key=len, reverse=True)
 

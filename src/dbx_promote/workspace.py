@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -418,14 +419,21 @@ def connect(
     variables, ~/.databrickscfg). Raises `CredentialsError` or `ConnectionFailed` (exit 2).
     """
     auth = env.auth or os.environ.get(AUTH_ENV_VAR) or None
+    # Per-environment overrides let one process reach two workspaces (Prod reading Test's
+    # record for `requires`) when hosts come from pipeline variable groups, not the file.
+    env_host = os.environ.get(env_var_name(env.name, "HOST"))
+    env_token = os.environ.get(env_var_name(env.name, "TOKEN"))
     kwargs: dict[str, Any] = {
         "product": "dbx-promote",
         "product_version": __version__,
         "retry_timeout_seconds": int(os.environ.get(RETRY_TIMEOUT_ENV_VAR, "120")),
         "http_timeout_seconds": 60,
     }
-    if env.host:
-        kwargs["host"] = env.host
+    if env.host or env_host:
+        kwargs["host"] = env.host or env_host
+    if env_token and not env.profile and auth in (None, "pat"):
+        kwargs["token"] = env_token
+        auth = "pat"
     if env.profile:
         kwargs["profile"] = env.profile
     if auth == "azure-pipelines":
@@ -440,7 +448,7 @@ def connect(
     elif auth:
         kwargs["auth_type"] = auth
 
-    host = env.host or os.environ.get("DATABRICKS_HOST")
+    host = env.host or env_host or os.environ.get("DATABRICKS_HOST")
     if host:
         _preflight(host)
     try:
@@ -456,6 +464,11 @@ def connect(
         _preflight(config.host)
     client = WorkspaceClient(config=config)
     return Workspace(client, retry=retry, sleep=sleep, parallel=parallel or env.parallel)
+
+
+def env_var_name(env_name: str, what: str) -> str:
+    """`DBX_PROMOTE_<ENV>_<WHAT>`: e.g. DBX_PROMOTE_TEST_HOST for environment `test`."""
+    return f"DBX_PROMOTE_{re.sub(r'[^A-Za-z0-9]', '_', env_name).upper()}_{what}"
 
 
 def client_from_config(config: Config, **kwargs: Any) -> Workspace:
