@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -181,12 +182,23 @@ def target_from_artifact(
         )
     )
     read_lock = threading.Lock()
+    handle: list[zipfile.ZipFile] = []
 
     def read(path: str) -> bytes:
         if path == ENVIRONMENT_NOTEBOOK:
             return env_bytes
-        with read_lock:  # one zip handle shared by the import threads
-            return artifact.read(by_path[path])
+        obj = by_path[path]
+        # One zip handle shared by the import threads: reopening the archive per object
+        # re-reads its central directory every time, quadratic for large releases.
+        with read_lock:
+            if not handle:
+                handle.append(zipfile.ZipFile(artifact.path))
+            data = handle[0].read(obj.entry_name)
+        if hashlib.sha256(data).hexdigest() != obj.sha256:
+            raise ArtifactError(
+                f"{artifact.path.name}: {obj.path} changed on disk after verification"
+            )
+        return data
 
     m = artifact.manifest
     return Target(
