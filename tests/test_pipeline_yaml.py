@@ -182,14 +182,17 @@ def test_deploy_steps_use_the_service_connection_and_map_the_access_token(
                 assert step["env"]["SYSTEM_ACCESSTOKEN"] == "$(System.AccessToken)"
 
 
-def test_stages_use_their_own_variable_groups(pipeline: dict[str, Any]) -> None:
+def test_prod_jobs_see_both_workspaces_and_test_only_its_own(pipeline: dict[str, Any]) -> None:
+    """Prod's `requires: test` reads Test's record in the Test workspace, so Prod jobs get
+    both groups (DBX_PROMOTE_TEST_HOST, DBX_PROMOTE_PROD_HOST); Test never sees Prod's."""
+
     def groups(node: dict[str, Any]) -> list[str]:
         return [v["group"] for v in node.get("variables", []) if "group" in v]
 
     assert groups(stage(pipeline, "Test")) == ["dbx-test"]
-    assert groups(stage(pipeline, "Prod")) == ["dbx-prod"]
+    assert groups(stage(pipeline, "Prod")) == ["dbx-test", "dbx-prod"]
     plan_job = next(j for j in stage(pipeline, "Test")["jobs"] if j.get("job") == "PlanProd")
-    assert groups(plan_job) == ["dbx-prod"]
+    assert groups(plan_job) == ["dbx-test", "dbx-prod"]
 
 
 def test_test_stage_saves_the_prod_plan_and_prod_applies_it(pipeline: dict[str, Any]) -> None:
