@@ -102,6 +102,9 @@ def render(r: dict[str, Any]) -> str:
     if st["quick"]:
         w("")
         w("**This is a `--quick` smoke run on a tiny corpus: the figures mean nothing.**")
+    if st.get("in_process"):
+        w("")
+        w("**`--in-process`: our CLI ran inside the harness (no start-up, no RSS).**")
     w("")
     w("## Conditions")
     w("")
@@ -145,6 +148,19 @@ def render(r: dict[str, Any]) -> str:
         f"databricks-sdk {m['databricks_sdk']}; legacy databricks-cli "
         f"{r.get('legacy_version', 'not run')}"
     )
+    load_b, load_a = r.get("load_before"), r.get("load_after")
+    if load_b or load_a:
+        w(
+            f"- Load average (1/5/15 min) before the run {load_b}, after {load_a}: the machine "
+            f"has {m['cpus']} cores and may be shared, so wall times carry that noise."
+        )
+    up = r.get("startup")
+    if up:
+        w(
+            f"- Fixed start-up cost of our CLI (a child that only imports what `deploy` "
+            f"imports, best of 3): {_s(up['cli_imports'])}, of which `import databricks.sdk` "
+            f"alone is {_s(up['databricks_sdk_import'])}."
+        )
     w("")
     w("## Goals")
     w("")
@@ -278,6 +294,7 @@ def render(r: dict[str, Any]) -> str:
     for line in _bounds(r):
         w(f"- {line}")
     w("")
+    out.extend(engine_section())
     return "\n".join(out)
 
 
@@ -303,29 +320,47 @@ def _scaling_comment(scaling: dict[str, Any], limit: float) -> str:
 def _bounds(r: dict[str, Any]) -> list[str]:
     st = r["settings"]
     lat, limit = st["latency_ms"], st["rate_limit"]
+    lat_s = lat / 1000
     ours, legacy = r["ours"], r.get("legacy") or {}
     n = r["corpus"]["notebooks"]
     first = ours["first"]
+    up = (r.get("startup") or {}).get("cli_imports")
     lines = []
     floor = first["imports_ok"] / limit
+    rate = first["import_phase_rate"]
     lines.append(
         f"**Our first deploy** ({_s(first['seconds'])}) is bounded by the rate limit: "
         f"{first['imports_ok']} imports at {limit:.0f}/s cannot take less than {_s(floor)}. "
-        f"The rest ({_s(first['seconds'] - floor)}) is start-up, the listings, the lock, "
-        "storing the release, `_environment`, the record and history, and the verification "
-        f"listing, mostly sequential round trips of {lat:.0f} ms. "
-        f"{first['throttled_429']} imports got 429 and were retried after Retry-After "
-        f"({_n(first['tool_retries'])} retries in all)."
+        f"The import phase ran at {f'{rate:.1f}/s' if rate else '-'}: "
+        f"{first['throttled_429']} imports got 429 and were retried after Retry-After, and "
+        "the adaptive concurrency (halve on 429, +1 per window of successes) oscillates "
+        "around the limit instead of sitting on it. The other "
+        f"{_s(first['seconds'] - first['imports_ok'] / rate if rate else 0)} are start-up "
+        f"({_s(up)}), the planning reads, the lock, storing the release, `_environment`, "
+        "the record and history, and the verification listing: round trips of "
+        f"{lat:.0f} ms, mostly one after another."
     )
     if legacy:
         lf = legacy["first"]
+        best = lf["seconds"] / floor
         lines.append(
             f"**Legacy** is strictly sequential: {lf['requests']} requests x {lat:.0f} ms = "
-            f"{lf['requests'] * lat / 1000:.1f} s of round trips ({_s(lf['seconds'])} measured); "
+            f"{lf['requests'] * lat_s:.1f} s of round trips ({_s(lf['seconds'])} measured); "
             f"at {lf['imports_per_s_wall']:.1f} imports/s it never reaches the {limit:.0f}/s "
-            "limit, so it is never throttled, and it costs the same on every run."
+            "limit, is never throttled, and costs the same on every run."
         )
-        best = legacy["first"]["seconds"] / REDEPLOY_GOAL
+        lines.append(
+            f"**First deploy vs legacy ({FIRST_GOAL:.0f}x)**: with {lat:.0f} ms latency a "
+            f"sequential client imports {1 / lat_s if lat else 0:.0f}/s and the workspace "
+            f"admits {limit:.0f}/s, so even a tool with zero start-up and zero overhead that "
+            f"imports at exactly the limit is at most {best:.1f}x faster "
+            f"({_s(lf['seconds'])} / {_s(floor)}); {FIRST_GOAL:.0f}x leaves "
+            f"{_s(lf['seconds'] / FIRST_GOAL - floor)} for start-up and every round trip "
+            "that is not a notebook import. The goal sits on the service's rate limit, not "
+            "on our engine: it has headroom only where a sequential client is slower than "
+            f"limit / {FIRST_GOAL:.0f}, i.e. latency above {1000 / (limit / FIRST_GOAL):.0f} ms."
+        )
+        budget = lf["seconds"] / REDEPLOY_GOAL
         for key, label in [("unchanged_rebuild", "unchanged (new build)")] + [
             (f"changed_{k}", f"{k} changed") for k in st["changed"]
         ]:
@@ -336,24 +371,72 @@ def _bounds(r: dict[str, Any]) -> list[str]:
             sp = lg["seconds"] / o["seconds"]
             if sp >= REDEPLOY_GOAL:
                 continue
-            rounds = o["network_busy_seconds"] / (lat / 1000) if lat else 0
+            rounds = o["network_busy_seconds"] / lat_s if lat else 0
             lines.append(
-                f"**Redeploy {label}**: {_x(sp)} faster, goal {REDEPLOY_GOAL:.0f}x missed. "
-                f"{REDEPLOY_GOAL:.0f}x needs <= {_s(lg['seconds'] / REDEPLOY_GOAL)}; we take "
-                f"{_s(o['seconds'])}: {_s(o['network_busy_seconds'])} waiting on "
-                f"{o['requests']} requests (~{rounds:.0f} round trips of {lat:.0f} ms on the "
-                f"critical path) plus {_s(_other(o))} of start-up and local work. The goal "
-                f"allows ~{best / (lat / 1000) if lat else 0:.0f} sequential round trips "
-                "in total, less than a safe deploy's lock + record + verify cycle needs."
+                f"**Redeploy {label}**: {_x(sp)} faster, goal {REDEPLOY_GOAL:.0f}x missed "
+                f"(needs <= {_s(lg['seconds'] / REDEPLOY_GOAL)}). We take {_s(o['seconds'])}: "
+                f"{_s(o['network_busy_seconds'])} waiting on {o['requests']} requests "
+                f"(~{rounds:.0f} round trips of {lat:.0f} ms on the critical path) and "
+                f"{_s(_other(o))} of start-up, local work and gaps between sequential requests."
             )
+        lines.append(
+            f"**Why {REDEPLOY_GOAL:.0f}x is out of reach here**: it leaves {_s(budget)} for the "
+            f"whole run. Start-up alone (Python + the CLI + databricks-sdk imports) is "
+            f"{_s(up)} on this machine, and a safe deploy needs at least ~7 sequential round "
+            f"trips (read record and list, take the lock, store release + import, write "
+            f"record and history, verify, release the lock) = {_s(7 * lat_s)}. The best "
+            f"achievable is therefore about {lg_first_over(lf['seconds'], up, 7 * lat_s)} "
+            "faster; see the engine changes below for how to get close to that."
+        )
     unchanged = ours.get("unchanged")
     if unchanged:
         lines.append(
-            f"**Redeploy of the same artifact** is a no-op: {unchanged['requests']} requests, "
-            f"{_s(unchanged['seconds'])} ({_s(_other(unchanged))} of it start-up and local work)."
+            f"**Redeploy of the same artifact** is a no-op (the record says it is already "
+            f"there and the listing agrees): {unchanged['requests']} requests, "
+            f"{_s(unchanged['seconds'])}, {_s(unchanged['network_busy_seconds'])} of it "
+            "round trips (one `list` per folder, one after another)."
         )
     lines.append(
-        f"Peak memory of a {n}-notebook deploy: {_mb(first['max_rss_mb'])} RSS (the CLI, "
-        "the Databricks SDK and the artifact's manifest; notebooks are read one at a time)."
+        f"Peak memory of a {n}-notebook deploy: {_mb(first['max_rss_mb'])} RSS, mostly the "
+        "interpreter and the Databricks SDK (the legacy CLI, without the SDK, peaks at "
+        f"{_mb(legacy['first']['max_rss_mb']) if legacy else '-'})."
     )
     return lines
+
+
+def lg_first_over(legacy_seconds: float, startup: float | None, network: float) -> str:
+    return _x(legacy_seconds / ((startup or 0) + network))
+
+
+ENGINE_CHANGES = [
+    "**List folders concurrently** (`Workspace.list_tree`): it walks breadth-first with one "
+    "`list` per folder, one after another (11 round trips for 10 folders, twice per deploy: "
+    "plan and verify). Listing each level's folders in parallel through the same bounded "
+    "pool makes it one round trip per *depth*: about 2 instead of 11, saving ~1.8 s of a "
+    "500-notebook redeploy at 100 ms.",
+    "**Overlap the planning reads**: SCIM `Me`, the record export and the root listing are "
+    "independent; issue them together (and skip `Me` when the root has no `{user}` and "
+    "the record is not being written).",
+    "**Verify only what changed**: the post-apply check re-lists the whole tree; instead "
+    "`get-status` the written and deleted paths in parallel (one round trip for a small "
+    "change) and fall back to the full listing only for big changes.",
+    "**Pace imports to the known limit instead of discovering it by 429s**: a client-side "
+    "token bucket at the workspace's rate (default 30/s, configurable) in `Throttle`, with "
+    "AIMD kept only as the safety net. That keeps the import phase at ~0.97 of the limit "
+    "and removes the 429 round trips and Retry-After waits.",
+    "**Do independent writes together**: store the release zip, the `_environment` "
+    "notebook and the changed notebooks in the same parallel batch; write the record and "
+    "history concurrently; create the state and release folders with one `mkdirs` of the "
+    "deepest path.",
+    "**Start-up** (not fixable in the engine alone): most of the CLI's fixed cost is "
+    "`import databricks.sdk`, whose package `__init__` imports every service module, so "
+    "even `databricks.sdk.core` pulls them all in. Worth raising upstream (lazy service "
+    "imports); until then it is a floor of about a second per run on a 2-core agent.",
+]
+
+
+def engine_section() -> list[str]:
+    out = ["## Engine changes that would close the gaps", ""]
+    out += [f"{i}. {text}" for i, text in enumerate(ENGINE_CHANGES, 1)]
+    out.append("")
+    return out

@@ -107,8 +107,38 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+IN_PROCESS = False  # --in-process: the smoke test's mode; its timings mean nothing
+
+
+def _dbx_in_process(args: list[str]) -> dict[str, Any]:
+    """Run the CLI in this process (no interpreter start-up); RSS is not measured."""
+    from click.testing import CliRunner
+
+    from dbx_promote.cli import cli
+
+    env = tool_env()
+    unset = {k: None for k in os.environ if k not in env}
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, args, env={**env, **unset}, catch_exceptions=False)
+    seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise RuntimeError(
+            f"dbx-promote {' '.join(args)} exited {result.exit_code}:\n{result.stderr}"
+        )
+    return {
+        "seconds": seconds,
+        "max_rss_mb": None,
+        "rc": 0,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "json": json.loads(result.stdout),
+    }
+
+
 def dbx(args: list[str], cwd: Path) -> dict[str, Any]:
     """Run the dbx-promote CLI with ``--output json``; fail loudly on a non-zero exit."""
+    if IN_PROCESS:
+        return _dbx_in_process([*args, "--output", "json"])
     result = run_child([*_dbx_command(), *args, "--output", "json"], tool_env(), cwd)
     if result["rc"] != 0:
         raise RuntimeError(
@@ -249,6 +279,8 @@ def run_all(s: Settings) -> dict[str, Any]:
     results: dict[str, Any] = {"settings": _settings_dict(s), "started": _now()}
     t0 = time.perf_counter()
 
+    results["load_before"] = _loadavg()
+    results["startup"] = None if s.quick else startup_seconds()
     legacy_exe: Path | None = None
     if s.legacy:
         from legacy import ensure_legacy
@@ -285,6 +317,7 @@ def run_all(s: Settings) -> dict[str, Any]:
             raise RuntimeError(f"bench_build.py failed:\n{child['stderr'][-3000:]}")
         results["build_2000"] = json.loads(child["stdout"])
         results["build_2000"]["wall_seconds_incl_corpus"] = child["seconds"]
+    results["load_after"] = _loadavg()
     results["total_seconds"] = time.perf_counter() - t0
     return results
 
@@ -393,6 +426,28 @@ def _scaling(s: Settings, work: Path, w1: Emulator) -> dict[str, Any]:
 # --- facts about the machine -------------------------------------------------------------
 
 
+def startup_seconds(runs: int = 3) -> dict[str, float]:
+    """The CLI's fixed cost: a child that only imports what `deploy` imports (best of n)."""
+    code = "import dbx_promote.cli, dbx_promote.operations, dbx_promote.workspace"
+    sdk: list[float] = []
+    full: list[float] = []
+    for _ in range(runs):
+        full.append(run_child([sys.executable, "-c", code], dict(os.environ), ROOT)["seconds"])
+        sdk.append(
+            run_child([sys.executable, "-c", "import databricks.sdk"], dict(os.environ), ROOT)[
+                "seconds"
+            ]
+        )
+    return {"cli_imports": min(full), "databricks_sdk_import": min(sdk)}
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -405,6 +460,7 @@ def _settings_dict(s: Settings) -> dict[str, Any]:
         "changed": list(s.changed),
         "scaling": list(s.scaling),
         "quick": s.quick,
+        "in_process": IN_PROCESS,
     }
 
 
@@ -457,7 +513,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-legacy", action="store_true", help="skip the legacy baseline")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--workdir", type=Path, default=HERE / ".work" / "run")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run our CLI inside this process (smoke test only: no start-up, no RSS)",
+    )
     args = parser.parse_args(argv)
+    global IN_PROCESS
+    IN_PROCESS = args.in_process
 
     s = Settings(
         latency_ms=args.latency_ms,

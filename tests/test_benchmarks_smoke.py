@@ -59,6 +59,7 @@ def test_quick_run_writes_a_report_to_the_given_path(tmp_path: Path) -> None:
         [
             "--quick",
             "--no-legacy",
+            "--in-process",
             "--latency-ms",
             "0",
             "--rate-limit",
