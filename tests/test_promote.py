@@ -418,6 +418,31 @@ def test_requires_reads_the_record_from_the_other_workspace(
     }
 
 
+def test_two_workspaces_from_per_environment_variables_without_hosts_in_the_config(
+    cfg: Path, emulator: Emulator, second_emulator: Emulator, built: dict[str, Built]
+) -> None:
+    """DBX_PROMOTE_<ENV>_HOST/_TOKEN (pipeline variable groups) point each env elsewhere."""
+    hosts = {
+        "DBX_PROMOTE_TEST_HOST": emulator.url,
+        "DBX_PROMOTE_TEST_TOKEN": TOKEN,
+        "DBX_PROMOTE_PROD_HOST": second_emulator.url,
+        "DBX_PROMOTE_PROD_TOKEN": TOKEN,
+    }
+    deploy_v1 = run_cli(
+        cfg, "deploy", str(built["1.0.0"].path), "--env", "test", host=None, extra_env=hosts
+    )
+    assert deploy_v1.returncode == 0, deploy_v1.stderr
+    result = run_cli(
+        cfg, "promote", "--from", "test", "--to", "prod", "--yes", host=None, extra_env=hosts
+    )
+    assert result.returncode == 0, result.stderr
+    assert emulator.tree(PROD_ROOT) == {}
+    assert (
+        notebooks(second_emulator, PROD_ROOT)["ingest/load"]
+        == notebooks(emulator, TEST_ROOT)["ingest/load"]
+    )
+
+
 # --- --skip-requires ------------------------------------------------------------------------
 
 
