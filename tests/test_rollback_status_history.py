@@ -621,12 +621,6 @@ def test_history_lists_the_restore_above_the_failed_deploy_it_followed(
     assert operations.status(load_config(cfg), "test").to_dict()["kind"] == history[0].kind
 
 
-@pytest.mark.xfail(
-    reason="BUG: deploy.py Deployer.deploy stores the new release zip before applying and "
-    "never deletes it when the deploy fails and is restored; the record does not list it, so "
-    "keep_releases never prunes it",
-    strict=True,
-)
 def test_a_failed_deploy_leaves_no_orphan_zip_in_the_release_store(
     cfg: Path, api: Emulator, built: dict[str, Built]
 ) -> None:
@@ -643,11 +637,6 @@ def test_a_failed_deploy_leaves_no_orphan_zip_in_the_release_store(
     assert stored == sorted(r["file"].rsplit("/", 1)[1] for r in record["releases"])
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli.py history_cmd renders a rich table that is cut to the console width; "
-    "in a pipeline log (80 columns) timestamps and users are truncated with an ellipsis",
-    strict=True,
-)
 def test_history_text_shows_full_timestamps_and_users_at_80_columns(
     cfg: Path, api: Emulator, built: dict[str, Built]
 ) -> None:

@@ -62,7 +62,9 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.obj = AppContext(
         config_path=config_path,
         debug=debug,
-        out=Console(),
+        # Pipeline logs are not terminals and would get 80 columns, cutting digests and
+        # timestamps: give them room for full values.
+        out=Console() if sys.stdout.isatty() else Console(width=160),
         err=Console(stderr=True),
     )
     if debug:
@@ -298,9 +300,8 @@ def _render_plan(app: AppContext, result: Any) -> None:
     from rich.table import Table
 
     plan = result.plan
-    title = (
-        f"{'Plan' if result.dry_run else 'Deploy'}: {result.version} → {result.env} ({result.root})"
-    )
+    verb = "Plan" if result.dry_run else result.kind.capitalize()
+    title = f"{verb}: {result.version} → {result.env} ({result.root})"
     prev = plan.previous_version or "nothing"
     table = Table(title=title, caption=f"now deployed: {prev}", show_lines=False)
     table.add_column("action")
@@ -662,7 +663,7 @@ def history_cmd(app: AppContext, env_name: str, output: str) -> None:
     if output == "json":
         emit_json({"env": env_name, "deployments": [asdict(e) for e in entries]})
         return
-    table = Table(title=f"history of {env_name}")
+    table = Table(title=f"history of {env_name}", expand=False)
     for col in ("when", "kind", "version", "digest", "outcome", "by"):
         table.add_column(col)
     for e in entries:

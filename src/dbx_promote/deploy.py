@@ -113,6 +113,7 @@ class DeployResult:
     throttled: int = 0
     backups: list[str] = field(default_factory=list)
     noop: bool = False
+    kind: str = "deploy"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +131,7 @@ class DeployResult:
             "throttled": self.throttled,
             "backups": self.backups,
             "noop": self.noop,
+            "kind": self.kind,
         }
 
 
@@ -243,6 +245,7 @@ class Deployer:
         self.events: Events = events or _Silent()
         self.now = now
         self._held_lock: Lock | None = None
+        self._apply_started = False
 
     # --- paths and reads -------------------------------------------------------------
 
@@ -311,6 +314,7 @@ class Deployer:
         record = self.read_record()
         plan, listing = self.plan(target, record=record)
         result = self._result(target, plan, dry_run=options.dry_run)
+        result.kind = options.kind
         if options.reviewed_plan is not None:
             from dbx_promote.reviewed import check_reviewed_plan
 
@@ -346,14 +350,22 @@ class Deployer:
 
                     check_reviewed_plan(options.reviewed_plan, plan)
             touched: set[str] = set()
+            self._apply_started = False
+            new_release: ReleaseRef | None = None
             try:
                 release = self._store_release(target, record)
+                if release not in (record.releases if record else ()):
+                    new_release = release
                 result.backups = self._backup(plan, record)
                 final = self._apply(target, plan, touched)
                 result.verified = True
                 self._write_record(target, plan, record, final, release, options)
             except (DbxPromoteError, OSError) as exc:
-                if not touched and not plan.mkdirs:
+                # A release that never became current must not linger unlisted (and so
+                # never pruned) in the release store.
+                if new_release is not None:
+                    self._discard_release(new_release)
+                if not touched and not self._apply_started:
                     raise DeployFailed(
                         f"deploy of {target.version} to '{self.env.name}' failed before "
                         f"changing any notebook: {exc}; the folder is unchanged",
@@ -464,6 +476,12 @@ class Deployer:
         self.ws.import_file(self.abs(ref.file), Path(target.artifact.path).read_bytes())
         return ref
 
+    def _discard_release(self, ref: ReleaseRef) -> None:
+        try:
+            self.ws.delete(self.abs(ref.file))
+        except DbxPromoteError as exc:
+            self.events.warning(f"could not remove the unused release {ref.file}: {exc}")
+
     def _backup(self, plan: Plan, record: Record | None) -> list[str]:
         todo = [c for c in plan.changes if c.backup]
         if not todo:
@@ -501,6 +519,7 @@ class Deployer:
         done = 0
         self.events.phase("applying")
         self.events.progress(0, total)
+        self._apply_started = True
 
         # Objects in the way of a new folder, and objects changing type, go first.
         blocking = [c for c in deletes if c.path in set(plan.directories)]

@@ -201,7 +201,8 @@ def pick_release(record: Record, to: str | None, env_name: str) -> ReleaseRef:
             return ref
     raise ReleaseNotFound(
         f"release '{to}' is not in the release store of '{env_name}' (kept: {kept}; "
-        "older ones are pruned by keep_releases); deploy it from its build artifact instead"
+        "older ones are pruned by keep_releases); deploy that version's build artifact again "
+        "(for a gated environment: to the environment it requires first, then promote)"
     )
 
 

@@ -135,7 +135,7 @@ class HistoryEntry:
     version: str
     digest: str
     kind: str
-    outcome: str  # succeeded | failed-restored | failed
+    outcome: str  # succeeded | failed
     at: str
     by: str
     commit: str | None = None
