@@ -79,6 +79,7 @@ _ENV_KEYS = {
     "ado_environment",
     "lock_timeout_minutes",
     "parallel",
+    "import_rate",
 }
 _APPROVAL_KEYS = {
     "approvers",
@@ -120,6 +121,9 @@ class Environment:
     ado_environment: str = ""
     lock_timeout_minutes: int = 60
     parallel: int = 8
+    # Imports per second the tool paces itself to (0: no pacing). The service allows
+    # about 30 per workspace; sending faster only earns 429s.
+    import_rate: float = 30.0
 
     def resolved_root(self, user: str) -> str:
         """The root with ``{user}`` expanded, validated again after expansion."""
@@ -344,6 +348,14 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         raw.get("lock_timeout_minutes", 60), f"{where}.lock_timeout_minutes", problems, minimum=1
     )
     parallel = _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1)
+    import_rate = raw.get("import_rate", 30)
+    if (
+        isinstance(import_rate, bool)
+        or not isinstance(import_rate, (int, float))
+        or import_rate < 0
+    ):
+        problems.append(f"{where}.import_rate must be a number >= 0 (0: no pacing)")
+        import_rate = 30
     params = raw.get("parameters") or {}
     if not isinstance(params, dict):
         problems.append(f"{where}.parameters must be a mapping")
@@ -363,6 +375,7 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         ado_environment=ado_env or f"dbx-{name}",
         lock_timeout_minutes=lock_timeout,
         parallel=parallel,
+        import_rate=float(import_rate),
     )
 
 

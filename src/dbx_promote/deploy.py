@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dbx_promote.artifact import Artifact, ManifestObject, open_artifact
 from dbx_promote.config import Environment, join_workspace, relative_to_root
@@ -63,6 +63,9 @@ from dbx_promote.record import (
 from dbx_promote.workspace import RemoteObject, Workspace
 
 log = logging.getLogger("dbx_promote.deploy")
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 _LANG_EXT = {"PYTHON": ".py", "SQL": ".sql", "SCALA": ".scala", "R": ".r"}
 
@@ -246,6 +249,7 @@ class Deployer:
         self.now = now
         self._held_lock: Lock | None = None
         self._apply_started = False
+        self._history: list[HistoryEntry] | None = None
 
     # --- paths and reads -------------------------------------------------------------
 
@@ -311,8 +315,8 @@ class Deployer:
         """
         options = options or DeployOptions()
         self.events.phase("planning")
-        record = self.read_record()
-        plan, listing = self.plan(target, record=record)
+        record, listing = _together(self.read_record, self.listing)
+        plan, listing = self.plan(target, record=record, listing=listing)
         result = self._result(target, plan, dry_run=options.dry_run)
         result.kind = options.kind
         if options.reviewed_plan is not None:
@@ -340,7 +344,7 @@ class Deployer:
         self._acquire_lock(target, options)
         try:
             # Someone may have deployed between our plan and the lock: plan again if so.
-            fresh = self.read_record()
+            fresh, self._history = _together(self.read_record, self._safe_history)
             if _record_key(fresh) != _record_key(record):
                 record = fresh
                 plan, listing = self.plan(target, record=record)
@@ -353,11 +357,19 @@ class Deployer:
             self._apply_started = False
             new_release: ReleaseRef | None = None
             try:
-                release = self._store_release(target, record)
+                release = self._release_ref(target, record)
                 if release not in (record.releases if record else ()):
                     new_release = release
-                result.backups = self._backup(plan, record)
-                final = self._apply(target, plan, touched)
+                # The release zip uploads while the notebooks do; both must land before
+                # the record names the release.
+                with ThreadPoolExecutor(max_workers=1) as uploader:
+                    stored = uploader.submit(self._store_release, target, record, release)
+                    try:
+                        result.backups = self._backup(plan, record)
+                        final = self._apply(target, plan, touched)
+                    finally:
+                        wait([stored])
+                    stored.result()
                 result.verified = True
                 self._write_record(target, plan, record, final, release, options)
             except (DbxPromoteError, OSError) as exc:
@@ -462,19 +474,22 @@ class Deployer:
 
     # --- release store and backups ---------------------------------------------------
 
-    def _store_release(self, target: Target, record: Record | None) -> ReleaseRef:
-        known = {r.digest: r for r in (record.releases if record else ())}
-        if target.digest in known:
-            return known[target.digest]
+    def _release_ref(self, target: Target, record: Record | None) -> ReleaseRef:
+        for ref in record.releases if record else ():
+            if ref.digest == target.digest:
+                return ref
         name = f"{target.project}-{target.version}-{target.digest.split(':')[-1][:12]}.zip"
-        ref = ReleaseRef(target.version, target.digest, f"{RELEASES_DIR}/{name}")
+        return ReleaseRef(target.version, target.digest, f"{RELEASES_DIR}/{name}")
+
+    def _store_release(self, target: Target, record: Record | None, ref: ReleaseRef) -> None:
+        known = record.releases if record else ()
+        if ref in known:
+            return
         if target.artifact is None:
             raise DeployFailed("internal: no artifact bytes to store in the release store")
-        self.events.phase("storing release")
         if not known:
             self.ws.mkdirs(self.abs(RELEASES_DIR))
         self.ws.import_file(self.abs(ref.file), Path(target.artifact.path).read_bytes())
-        return ref
 
     def _discard_release(self, ref: ReleaseRef) -> None:
         try:
@@ -672,7 +687,7 @@ class Deployer:
             skip_requires=options.skip_requires,
             environment_source=target.environment_source,
         )
-        history = self._safe_history()
+        history = self._history if self._history is not None else self._safe_history()
         entries = [
             HistoryEntry(
                 version=target.version,
@@ -688,15 +703,21 @@ class Deployer:
         ]
         if failed_entry:
             entries.append(failed_entry)  # the failure came first; newest first is the restore
+        # The record is the commit point: once it is written the deploy has happened.
         self.ws.import_file(self.abs(RECORD_FILE), record.to_json())
-        self.ws.import_file(
-            self.abs(HISTORY_FILE), history_to_json((entries + history)[:HISTORY_LIMIT])
-        )
-        for r in prune:
+        new_history = [*entries, *history][:HISTORY_LIMIT]
+
+        def prune_one(ref: ReleaseRef) -> None:
             try:
-                self.ws.delete(self.abs(r.file))
+                self.ws.delete(self.abs(ref.file))
             except DbxPromoteError as exc:
-                self.events.warning(f"could not prune old release {r.file}: {exc}")
+                self.events.warning(f"could not prune old release {ref.file}: {exc}")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            pruning = [pool.submit(prune_one, r) for r in prune]
+            self.ws.import_file(self.abs(HISTORY_FILE), history_to_json(new_history))
+            wait(pruning)
+        self._history = new_history
         return record
 
     def _safe_history(self) -> list[HistoryEntry]:
@@ -810,6 +831,14 @@ def _assumed_record(
         objects={},
     )
     return replace(base, objects=owned, directories=dirs)
+
+
+def _together(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Run two independent reads at once: one round trip instead of two."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(second)
+        a = first()
+        return a, later.result()
 
 
 def _record_key(record: Record | None) -> tuple[str, str] | None:
