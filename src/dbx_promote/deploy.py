@@ -329,7 +329,7 @@ class Deployer:
                 + "; ".join(plan.conflicts)
             )
         if options.dry_run:
-            return result
+            return self._finish(result)
         if plan.is_noop:
             result.noop = True
             result.verified = True
