@@ -14,8 +14,9 @@ import os
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ from dbx_promote.errors import (
     LockHeld,
     ObjectExists,
     RecordCorrupt,
+    ReleaseNotFound,
     VerificationFailed,
     WorkspaceError,
 )
@@ -277,6 +279,29 @@ class Deployer:
             return Lock.from_json(raw, where=self.abs(LOCK_FILE))
         except RecordCorrupt:
             return Lock("unknown (unreadable lock file)", "1970-01-01T00:00:00Z", "?", 0, "?", "?")
+
+    @contextmanager
+    def fetch_release(self, ref: ReleaseRef) -> Iterator[Artifact]:
+        """Download a stored release and verify it is the artifact the record names.
+
+        Raises `ReleaseNotFound` when the zip is gone, `ArtifactError` when it was altered.
+        """
+        with tempfile.TemporaryDirectory(prefix="dbx-promote-release-") as tmp:
+            path = Path(tmp) / Path(ref.file).name
+            raw = self.ws.read_optional(self.abs(ref.file))
+            if raw is None:
+                raise ReleaseNotFound(
+                    f"release {ref.version} is recorded but {self.abs(ref.file)} is gone "
+                    "from the release store; deploy that artifact again from its build"
+                )
+            path.write_bytes(raw)
+            artifact = open_artifact(path)
+            if artifact.digest != ref.digest:
+                raise ArtifactError(
+                    f"stored release {ref.file} has digest {artifact.digest}, but the record "
+                    f"says {ref.digest}; the release store was altered"
+                )
+            yield artifact
 
     def listing(self) -> list[RemoteObject]:
         return self.ws.list_tree(self.root)
@@ -773,10 +798,7 @@ class Deployer:
                 self._apply(empty, replace(restore_plan, end_state={}), set())
                 self._try_write_history(failed_entry)
                 return "removed what it had created (there was no previous release)"
-            with tempfile.TemporaryDirectory(prefix="dbx-promote-restore-") as tmp:
-                zip_path = Path(tmp) / Path(previous.release.file).name
-                zip_path.write_bytes(self.ws.download(self.abs(previous.release.file)))
-                artifact = open_artifact(zip_path)
+            with self.fetch_release(previous.release) as artifact:
                 old = target_from_artifact(
                     artifact,
                     self.env,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,10 @@ from dbx_promote.artifact import (
     BuildOptions,
     build_artifact,
     compute_version,
-    open_artifact,
 )
 from dbx_promote.config import Config, Environment, relative_to_root
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
 from dbx_promote.errors import (
-    ArtifactError,
     BuildError,
     DbxPromoteError,
     RecordCorrupt,
@@ -115,25 +113,9 @@ def deploy(
     return deployer.deploy(target, options)
 
 
-@contextmanager
-def fetch_release(deployer: Deployer, ref: ReleaseRef) -> Iterator[Artifact]:
-    """Download a stored release and verify it is the artifact the record names."""
-    with tempfile.TemporaryDirectory(prefix="dbx-promote-release-") as tmp:
-        path = Path(tmp) / Path(ref.file).name
-        raw = deployer.ws.read_optional(deployer.abs(ref.file))
-        if raw is None:
-            raise ReleaseNotFound(
-                f"release {ref.version} is recorded but {deployer.abs(ref.file)} is gone "
-                "from the release store; deploy that artifact again from its build"
-            )
-        path.write_bytes(raw)
-        artifact = open_artifact(path)
-        if artifact.digest != ref.digest:
-            raise ArtifactError(
-                f"stored release {ref.file} has digest {artifact.digest}, but the record says "
-                f"{ref.digest}; the release store was altered"
-            )
-        yield artifact
+def fetch_release(deployer: Deployer, ref: ReleaseRef) -> AbstractContextManager[Artifact]:
+    """Download a stored release and verify its digest (see `Deployer.fetch_release`)."""
+    return deployer.fetch_release(ref)
 
 
 def promote(
