@@ -49,9 +49,10 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     sections = re.findall(r"^=== (.+) ===$", out, flags=re.MULTILINE)
     assert sections[0] == "Start the workspace emulator" and sections[-1] == "Done"
     assert "deployed 1.0.0 to test and verified" in out
-    assert "deployed 1.0.0 to prod and verified" in out
+    assert "promoted 1.0.0 to prod and verified" in out
+    assert "rolled prod back to 1.0.0 and verified" in out
     assert "deployed 1.1.0 to test and verified" in out
-    assert "deployed 1.1.0 to prod and verified" in out
+    assert "promoted 1.1.0 to prod and verified" in out
     assert "dry run: nothing was changed" in out
     assert "all environments run the same artifact" in out
     assert "(refused with exit 1, prod untouched)" in out

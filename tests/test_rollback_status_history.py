@@ -202,7 +202,7 @@ def test_rollback_restores_the_previous_release_byte_for_byte(
     assert contents(api) != v1
     result = run_cli(cfg, "rollback", "--env", "test", host=api.url)
     assert result.returncode == 0, result.stderr
-    assert "deployed 1.0.0 to test and verified" in result.stdout
+    assert "rolled test back to 1.0.0 and verified" in result.stdout
     assert contents(api) == v1  # same paths, types, languages and bytes; ingest/old is back
     st = cli_json(cfg, api, "status", "--env", "test")
     assert (st["version"], st["digest"], st["kind"]) == ("1.0.0", built["1.0.0"].digest, "rollback")

@@ -293,6 +293,13 @@ class CliEvents:
             self._progress = None
 
 
+def _done_sentence(result: Any) -> str:
+    if result.kind == "rollback":
+        return f"rolled {result.env} back to {result.version}"
+    verb = "promoted" if result.kind == "promote" else "deployed"
+    return f"{verb} {result.version} to {result.env}"
+
+
 _ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
 
 
@@ -377,7 +384,7 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
                 f"; {len(result.backups)} hand-edited object(s) backed up" if result.backups else ""
             )
             app.out.print(
-                f"[green]deployed {result.version} to {result.env} and verified[/green] "
+                f"[green]{_done_sentence(result)} and verified[/green] "
                 f"({result.requests} requests{backups})",
                 highlight=False,
             )
