@@ -325,3 +325,64 @@ def test_deploy_result_json_has_the_documented_fields(emulator, fake_clock, tmp_
     assert set(data["changes"]) == {"create", "update", "delete", "unchanged", "drift", "unmanaged"}
     assert data["requests"] > 0
     json.dumps(data)
+
+
+def test_releases_over_the_import_limit_are_stored_in_parts_and_restored_whole(
+    emulator, fake_clock, tmp_path
+):
+    root = ROOT
+    v1, v2 = build(tmp_path, V1, "1.0.0"), build(tmp_path, V2, "2.0.0")
+    d = deployer(emulator, fake_clock)
+    small = type(d)(d.ws, d.env, d.root, d.user, release_part_bytes=500)
+    small.deploy(target_from_artifact(v1, d.env, d.user))
+    v1_state = managed_state(emulator)
+    small.deploy(target_from_artifact(v2, d.env, d.user))
+
+    record = json.loads(emulator.read(f"{root}/.dbx-promote/deployment.json"))
+    ref = next(r for r in record["releases"] if r["version"] == "1.0.0")
+    parts = sorted(p for p in emulator.tree(root) if p.startswith(f"{root}/{ref['file']}.part"))
+    assert ref["parts"] == len(parts) > 1
+    assert b"".join(emulator.read(p) for p in parts) == v1.path.read_bytes()
+
+    with small.fetch_release(small.read_record().releases[1]) as fetched:
+        assert fetched.digest == v1.digest
+        small.deploy(target_from_artifact(fetched, d.env, d.user))
+    assert managed_state(emulator) == v1_state
+
+
+def test_ctrl_c_during_apply_restores_and_releases_the_lock(emulator, tmp_path):
+    """The real CLI, interrupted mid-import, ends on v1 with no lock left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    many_v1 = {f"nb/n{i:02}.py": f"# Databricks notebook source\nprint({i})\n" for i in range(30)}
+    many_v2 = {k: v.replace("print(", "print('v2', ") for k, v in many_v1.items()}
+    v1, v2 = build(tmp_path, many_v1, "1.0.0"), build(tmp_path, many_v2, "2.0.0")
+    cfg = tmp_path / "dbx-promote.yml"
+    cfg.write_text(f"project: app\nenvironments:\n  test: {{root: {ROOT}, parallel: 2}}\n")
+    env = dict(os.environ, DATABRICKS_HOST=emulator.url, DATABRICKS_TOKEN="dapi-x-not-a-secret")
+    cmd = [sys.executable, "-m", "dbx_promote", "--config", str(cfg), "deploy"]
+    subprocess.run([*cmd, str(v1.path), "--env", "test"], env=env, check=True, capture_output=True)
+    v1_state = managed_state(emulator)
+    emulator.set_latency(150)
+    start = len(emulator.request_log())
+
+    proc = subprocess.Popen(
+        [*cmd, str(v2.path), "--env", "test"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log = emulator.request_log()[start:]
+        if any(r["endpoint"] == "import" and "/nb/" in (r["path"] or "") for r in log):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    emulator.set_latency(0)
+
+    assert proc.returncode == 1, stderr
+    assert "interrupted" in stderr and "restored the previous release 1.0.0" in stderr
+    assert managed_state(emulator) == v1_state
+    assert f"{ROOT}/.dbx-promote/lock.json" not in emulator.tree(ROOT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -792,9 +793,16 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one line on stderr and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # A cancelled pipeline run sends SIGTERM after SIGINT: both stop a deploy the same
+    # way, through its restore path, and release the lock.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="dbx-promote", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -49,6 +49,7 @@ from dbx_promote.record import (
     HISTORY_LIMIT,
     LOCK_FILE,
     RECORD_FILE,
+    RELEASE_PART_BYTES,
     RELEASES_DIR,
     STATE_DIR,
     HistoryEntry,
@@ -231,6 +232,8 @@ class Deployer:
         user: the signed-in principal, for the record and `_environment`.
         events: progress reporting (defaults to logging).
         now: a clock seam for timestamps.
+        release_part_bytes: releases larger than this are stored in parts (the workspace
+            refuses imports over 10 MB).
     """
 
     def __init__(
@@ -242,8 +245,10 @@ class Deployer:
         *,
         events: Events | None = None,
         now: Callable[[], str] = utc_now,
+        release_part_bytes: int = RELEASE_PART_BYTES,
     ) -> None:
         self.ws = ws
+        self.release_part_bytes = release_part_bytes
         self.env = env
         self.root = root
         self.user = user
@@ -288,13 +293,15 @@ class Deployer:
         """
         with tempfile.TemporaryDirectory(prefix="dbx-promote-release-") as tmp:
             path = Path(tmp) / Path(ref.file).name
-            raw = self.ws.read_optional(self.abs(ref.file))
-            if raw is None:
-                raise ReleaseNotFound(
-                    f"release {ref.version} is recorded but {self.abs(ref.file)} is gone "
-                    "from the release store; deploy that artifact again from its build"
-                )
-            path.write_bytes(raw)
+            with path.open("wb") as out:
+                for part in ref.files:
+                    raw = self.ws.read_optional(self.abs(part))
+                    if raw is None:
+                        raise ReleaseNotFound(
+                            f"release {ref.version} is recorded but {self.abs(part)} is gone "
+                            "from the release store; deploy that artifact again from its build"
+                        )
+                    out.write(raw)
             artifact = open_artifact(path)
             if artifact.digest != ref.digest:
                 raise ArtifactError(
@@ -397,7 +404,7 @@ class Deployer:
                     stored.result()
                 result.verified = True
                 self._write_record(target, plan, record, final, release, options)
-            except (DbxPromoteError, OSError) as exc:
+            except (DbxPromoteError, OSError, KeyboardInterrupt) as exc:
                 # A release that never became current must not linger unlisted (and so
                 # never pruned) in the release store.
                 if new_release is not None:
@@ -405,12 +412,13 @@ class Deployer:
                 if not touched and not self._apply_started:
                     raise DeployFailed(
                         f"deploy of {target.version} to '{self.env.name}' failed before "
-                        f"changing any notebook: {exc}; the folder is unchanged",
+                        f"changing any notebook: {_one_line(exc)}; the folder is unchanged",
                         restored=record.version if record else None,
                     ) from exc
                 restored = self._restore(target, plan, record, touched, exc)
                 raise DeployFailed(
-                    f"deploy of {target.version} to '{self.env.name}' failed: {exc}; {restored}",
+                    f"deploy of {target.version} to '{self.env.name}' failed: "
+                    f"{_one_line(exc)}; {restored}",
                     restored=restored,
                 ) from exc
         finally:
@@ -504,7 +512,9 @@ class Deployer:
             if ref.digest == target.digest:
                 return ref
         name = f"{target.project}-{target.version}-{target.digest.split(':')[-1][:12]}.zip"
-        return ReleaseRef(target.version, target.digest, f"{RELEASES_DIR}/{name}")
+        size = Path(target.artifact.path).stat().st_size if target.artifact else 0
+        parts = max(1, -(-size // self.release_part_bytes))
+        return ReleaseRef(target.version, target.digest, f"{RELEASES_DIR}/{name}", parts)
 
     def _store_release(self, target: Target, record: Record | None, ref: ReleaseRef) -> None:
         known = record.releases if record else ()
@@ -514,13 +524,19 @@ class Deployer:
             raise DeployFailed("internal: no artifact bytes to store in the release store")
         if not known:
             self.ws.mkdirs(self.abs(RELEASES_DIR))
-        self.ws.import_file(self.abs(ref.file), Path(target.artifact.path).read_bytes())
+        with Path(target.artifact.path).open("rb") as f:
+            for part in ref.files:
+                self.ws.import_file(self.abs(part), f.read(self.release_part_bytes))
+
+    def _delete_release(self, ref: ReleaseRef, why: str) -> None:
+        for part in ref.files:
+            try:
+                self.ws.delete(self.abs(part))
+            except DbxPromoteError as exc:
+                self.events.warning(f"could not remove {why} release file {part}: {exc}")
 
     def _discard_release(self, ref: ReleaseRef) -> None:
-        try:
-            self.ws.delete(self.abs(ref.file))
-        except DbxPromoteError as exc:
-            self.events.warning(f"could not remove the unused release {ref.file}: {exc}")
+        self._delete_release(ref, "the unused")
 
     def _backup(self, plan: Plan, record: Record | None) -> list[str]:
         todo = [c for c in plan.changes if c.backup]
@@ -623,17 +639,19 @@ class Deployer:
         if not items:
             return
         workers = max(1, min(self.ws.throttle.max_limit, len(items)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbx-promote") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbx-promote")
+        try:
             futures: list[Future[None]] = [pool.submit(fn, item) for item in items]
-            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in finished if f.exception() is not None]
             if failed:
-                for f in pending:
-                    f.cancel()
-                wait(pending)
                 exc = failed[0].exception()
                 assert exc is not None
                 raise exc
+        finally:
+            # On a failure or Ctrl-C, queued requests are dropped; those in flight finish,
+            # so the restore starts from a folder nobody is still writing to.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _verify(self, plan: Plan) -> list[RemoteObject]:
         listing = self.listing()
@@ -733,10 +751,7 @@ class Deployer:
         new_history = [*entries, *history][:HISTORY_LIMIT]
 
         def prune_one(ref: ReleaseRef) -> None:
-            try:
-                self.ws.delete(self.abs(ref.file))
-            except DbxPromoteError as exc:
-                self.events.warning(f"could not prune old release {ref.file}: {exc}")
+            self._delete_release(ref, "an old")
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             pruning = [pool.submit(prune_one, r) for r in prune]
@@ -764,7 +779,7 @@ class Deployer:
     ) -> str:
         """Put the folder back on ``previous``; returns a sentence saying what happened."""
         self.events.phase("restoring the previous release")
-        self.events.warning(f"deploy failed ({cause}); restoring")
+        self.events.warning(f"deploy failed ({_one_line(cause)}); restoring")
         trusted = frozenset(touched) | frozenset(c.path for c in plan.writes)
         # Everything the failed deploy may have written counts as ours, so the restore
         # deletes what it created and does not mistake its own writes for hand edits.
@@ -868,6 +883,8 @@ def _record_key(record: Record | None) -> tuple[str, str] | None:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C, or the pipeline run was cancelled)"
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

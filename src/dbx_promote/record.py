@@ -53,13 +53,25 @@ class ManagedObject:
     modified_at: int | None = None
 
 
+# The workspace refuses imports over 10 MB; larger artifacts are stored in parts.
+RELEASE_PART_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ReleaseRef:
-    """A stored artifact in `releases/`."""
+    """A stored artifact in `releases/`: one file, or ``parts`` files `<file>.partNNN`."""
 
     version: str
     digest: str
     file: str  # relative to root
+    parts: int = 1
+
+    @property
+    def files(self) -> list[str]:
+        """Every workspace file (relative to root) that holds this release."""
+        if self.parts <= 1:
+            return [self.file]
+        return [f"{self.file}.part{i:03d}" for i in range(self.parts)]
 
 
 @dataclass(frozen=True)
