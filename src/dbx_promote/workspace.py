@@ -27,6 +27,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     DatabricksError,
+    DeadlineExceeded,
     InternalError,
     NotFound,
     PermissionDenied,
@@ -327,9 +328,9 @@ class Workspace:
             except TemporarilyUnavailable as exc:
                 self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
                 continue
-            except InternalError as exc:
-                # A 500 is usually transient; resending is safe when the request gives the
-                # same result twice (every write but the exclusive lock create).
+            except (InternalError, DeadlineExceeded) as exc:
+                # A 500 or 504 is usually transient; resending is safe when the request gives
+                # the same result twice (every write but the exclusive lock create).
                 if not idempotent:
                     raise translate(exc, what) from exc
                 self._backoff(what, attempt, exc, None)
