@@ -642,15 +642,18 @@ def status_cmd(app: AppContext, env_name: str | None, output: str) -> None:
         return
     for st in all_st:
         _render_status(app, st)
-    digests = {s.env: s.record.digest for s in all_st if s.record}
-    if len(digests) > 1:
-        same = len(set(digests.values())) == 1
-        app.out.print(
-            "all environments run the same artifact"
-            if same
-            else "environments run different artifacts",
-            highlight=False,
-        )
+    deployed = [(st.env, st.record) for st in all_st if st.record is not None]
+    if len(deployed) > 1:
+        if len({record.digest for _, record in deployed}) == 1:
+            app.out.print("all environments run the same artifact", highlight=False)
+        else:
+            newest, _ = max(deployed, key=lambda pair: pair[1].deployed_at)
+            runs = ", ".join(f"{env} runs {record.version}" for env, record in deployed)
+            app.out.print(
+                f"environments run different artifacts: {runs}; the most recent deploy "
+                f"went to {newest}",
+                highlight=False,
+            )
 
 
 @cli.command("history")
