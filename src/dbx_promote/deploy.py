@@ -549,22 +549,23 @@ class Deployer:
         for d in dirs:
             if not any(o.startswith(d + "/") for o in dirs):
                 self.ws.mkdirs(self.abs(d))
-        saved = []
-        for c in todo:
+        saved: list[str] = []
+
+        def save(c: Change) -> None:
             current = self.ws.get_status(self.abs(c.path))
             if current is None:
-                continue
+                return
             dest = f"{base}/{c.path}"
+            content = self.ws.download(self.abs(c.path))
             if current.object_type == "NOTEBOOK":
-                content = self.ws.download(self.abs(c.path))
-                self.ws.import_notebook(
-                    self.abs(dest), content, language=current.language or "PYTHON"
-                )
+                language = current.language or "PYTHON"
+                self.ws.import_notebook(self.abs(dest), content, language=language)
             else:
-                content = self.ws.download(self.abs(c.path))
                 self.ws.import_file(self.abs(dest), content)
             saved.append(dest)
-        return saved
+
+        self._parallel(save, todo)
+        return sorted(saved)
 
     # --- apply -----------------------------------------------------------------------
 
@@ -611,10 +612,10 @@ class Deployer:
                 done += 1
                 self.events.progress(done, total)
 
-        # The generated notebook last: if imports fail, `_environment` still matches the
-        # release the other notebooks belong to.
-        ordered = sorted(writes, key=lambda c: (c.path == ENVIRONMENT_NOTEBOOK, c.path))
-        self._parallel(write, ordered)
+        # The generated notebook only after every other import landed: if one fails,
+        # `_environment` still matches the release the other notebooks belong to.
+        self._parallel(write, [c for c in writes if c.path != ENVIRONMENT_NOTEBOOK])
+        self._parallel(write, [c for c in writes if c.path == ENVIRONMENT_NOTEBOOK])
 
         def remove(c: Change) -> None:
             nonlocal done
