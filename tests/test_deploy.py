@@ -386,3 +386,91 @@ def test_ctrl_c_during_apply_restores_and_releases_the_lock(emulator, tmp_path):
     assert "interrupted" in stderr and "restored the previous release 1.0.0" in stderr
     assert managed_state(emulator) == v1_state
     assert f"{ROOT}/.dbx-promote/lock.json" not in emulator.tree(ROOT)
+
+
+def test_a_failed_deploy_puts_back_an_object_it_had_overwritten(
+    emulator, fake_clock, tmp_path, workspace_client
+):
+    from databricks.sdk.service.workspace import Language
+
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    mine = b"// Databricks notebook source\nprintln(1)  // mine\n"
+    workspace_client.workspace.upload(f"{ROOT}/etl/enrich", mine, language=Language.SCALA)
+    emulator.add_fault(
+        Fault(endpoint="import", path_glob="*/etl/ingest", status=400, error_code="INVALID_STATE")
+    )
+
+    with pytest.raises(DeployFailed):
+        deploy(emulator, fake_clock, build(tmp_path, V2, "2.0.0"))
+
+    assert emulator.read(f"{ROOT}/etl/enrich") == mine
+
+
+def test_without_a_stored_release_a_failure_removes_only_what_it_created(
+    emulator, fake_clock, tmp_path, workspace_client
+):
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    record = json.loads(emulator.read(f"{ROOT}/.dbx-promote/deployment.json"))
+    record["releases"] = []
+    workspace_client.workspace.upload(
+        f"{ROOT}/.dbx-promote/deployment.json",
+        json.dumps(record).encode(),
+        format=ImportFormat.AUTO,
+        overwrite=True,
+    )
+    emulator.add_fault(
+        Fault(endpoint="import", path_glob="*/etl/new", status=400, error_code="INVALID_STATE")
+    )
+    changed = dict(V1, **{"etl/new.py": "# Databricks notebook source\n1\n"})
+
+    with pytest.raises(DeployFailed, match="not in the release store"):
+        deploy(emulator, fake_clock, build(tmp_path, changed, "1.1.0"), env=environment())
+
+    state = managed_state(emulator)
+    assert "etl/new" not in state
+    assert {"etl/clean", "etl/ingest", "reports/summary", "lib/helpers.py"} <= set(state)
+
+
+def test_once_the_record_is_written_a_history_failure_only_warns(emulator, fake_clock, tmp_path):
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    emulator.add_fault(
+        Fault(endpoint="import", path_glob="*/history.json", status=400, error_code="INVALID_STATE")
+    )
+
+    result = deploy(
+        emulator, fake_clock, build(tmp_path, V2, "2.0.0"), env=environment(keep_releases=1)
+    )
+
+    assert result.verified is True
+    record = json.loads(emulator.read(f"{ROOT}/.dbx-promote/deployment.json"))
+    assert record["version"] == "2.0.0"
+    stored = {p.rsplit("/", 1)[1] for p in emulator.tree(f"{ROOT}/.dbx-promote/releases")}
+    assert {r["file"].rsplit("/", 1)[1] for r in record["releases"]} <= stored
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("releases", [{"version": "0", "digest": "sha256:x", "file": "/Shared/victim/x.json"}]),
+        ("releases", [{"version": "0", "digest": "sha256:x", "file": ".dbx-promote/../x"}]),
+        ("directories", ["../elsewhere"]),
+        ("schema_version", "1"),
+    ],
+)
+def test_a_record_pointing_outside_the_folder_is_refused(
+    emulator, fake_clock, tmp_path, workspace_client, field, value
+):
+    from dbx_promote.errors import RecordCorrupt
+
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    record = json.loads(emulator.read(f"{ROOT}/.dbx-promote/deployment.json"))
+    record[field] = value
+    workspace_client.workspace.upload(
+        f"{ROOT}/.dbx-promote/deployment.json",
+        json.dumps(record).encode(),
+        format=ImportFormat.AUTO,
+        overwrite=True,
+    )
+    with pytest.raises(RecordCorrupt):
+        deploy(emulator, fake_clock, build(tmp_path, V2, "2.0.0"))
+    assert "/Shared/victim" not in emulator.tree("/Shared")

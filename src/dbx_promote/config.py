@@ -476,5 +476,9 @@ def relative_to_root(root: str, path: str) -> str | None:
 
 
 def join_workspace(root: str, rel: str) -> str:
-    """``root/rel`` as a normalised workspace path."""
-    return normalize_workspace_path(posixpath.join(root, rel)) if rel else root
+    """``root/rel`` as a normalised workspace path; ``rel`` may never leave ``root``."""
+    if not rel:
+        return root
+    if rel.startswith("/") or any(part in (".", "..") for part in rel.split("/")):
+        raise ValueError(f"{rel!r} is not a path inside {root}")
+    return normalize_workspace_path(posixpath.join(root, rel))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import tempfile
 import threading
 import zipfile
@@ -69,8 +70,6 @@ log = logging.getLogger("dbx_promote.deploy")
 
 A = TypeVar("A")
 B = TypeVar("B")
-
-_LANG_EXT = {"PYTHON": ".py", "SQL": ".sql", "SCALA": ".scala", "R": ".r"}
 
 
 class Events(Protocol):
@@ -257,6 +256,7 @@ class Deployer:
         self._held_lock: Lock | None = None
         self._apply_started = False
         self._history: list[HistoryEntry] | None = None
+        self._backed_up: dict[str, tuple[str, str, str | None]] = {}
 
     # --- paths and reads -------------------------------------------------------------
 
@@ -351,10 +351,7 @@ class Deployer:
         plan, listing = self.plan(target, record=record, listing=listing)
         result = self._result(target, plan, dry_run=options.dry_run)
         result.kind = options.kind
-        if options.reviewed_plan is not None:
-            from dbx_promote.reviewed import check_reviewed_plan
-
-            check_reviewed_plan(options.reviewed_plan, plan)
+        self._check_reviewed(options, plan)
         if plan.conflicts:
             raise DeployFailed(
                 "the folder cannot take this artifact without touching objects it does not own: "
@@ -375,16 +372,14 @@ class Deployer:
             self.ws.mkdirs(self.abs(STATE_DIR))
         self._acquire_lock(target, options)
         try:
-            # Someone may have deployed between our plan and the lock: plan again if so.
-            fresh, self._history = _together(self.read_record, self._safe_history)
-            if _record_key(fresh) != _record_key(record):
-                record = fresh
-                plan, listing = self.plan(target, record=record)
-                result.plan = plan
-                if options.reviewed_plan is not None:
-                    from dbx_promote.reviewed import check_reviewed_plan
-
-                    check_reviewed_plan(options.reviewed_plan, plan)
+            # Plan again from what is there now that nobody else can write: another deploy
+            # or a hand edit may have landed between the first plan and the lock.
+            (record, self._history), listing = _together(
+                lambda: _together(self.read_record, self._safe_history), self.listing
+            )
+            plan, listing = self.plan(target, record=record, listing=listing)
+            result.plan = plan
+            self._check_reviewed(options, plan)
             touched: set[str] = set()
             self._apply_started = False
             new_release: ReleaseRef | None = None
@@ -404,7 +399,7 @@ class Deployer:
                     stored.result()
                 result.verified = True
                 self._write_record(target, plan, record, final, release, options)
-            except (DbxPromoteError, OSError, KeyboardInterrupt) as exc:
+            except (Exception, KeyboardInterrupt) as exc:
                 # A release that never became current must not linger unlisted (and so
                 # never pruned) in the release store.
                 if new_release is not None:
@@ -424,6 +419,12 @@ class Deployer:
         finally:
             self._release_lock()
         return self._finish(result)
+
+    def _check_reviewed(self, options: DeployOptions, plan: Plan) -> None:
+        if options.reviewed_plan is not None:
+            from dbx_promote.reviewed import check_reviewed_plan
+
+            check_reviewed_plan(options.reviewed_plan, plan)
 
     def _finish(self, result: DeployResult) -> DeployResult:
         result.requests = self.ws.requests
@@ -472,8 +473,10 @@ class Deployer:
                     return
                 timeout = self.env.lock_timeout_minutes * 60
                 if options.break_lock and current.age_seconds() >= timeout and attempt == 1:
-                    self.events.warning(f"breaking a stale lock held by {current.describe()}")
-                    self.ws.delete(path)
+                    # Delete only the lock we judged stale, not one another run just took.
+                    if self.read_lock() == current:
+                        self.events.warning(f"breaking a stale lock held by {current.describe()}")
+                        self.ws.delete(path)
                     continue
                 hint = (
                     f"it is younger than lock_timeout_minutes ({self.env.lock_timeout_minutes})"
@@ -496,6 +499,12 @@ class Deployer:
         if self._held_lock is None:
             return
         try:
+            current = self.read_lock()
+            if current != self._held_lock:
+                # Someone broke our lock with --break-lock and may hold their own now.
+                if current is not None:
+                    self.events.warning(f"the lock is now held by {current.describe()}; left it")
+                return
             self.ws.delete(self.abs(LOCK_FILE))
         except DbxPromoteError as exc:
             self.events.warning(
@@ -539,6 +548,12 @@ class Deployer:
         self._delete_release(ref, "the unused")
 
     def _backup(self, plan: Plan, record: Record | None) -> list[str]:
+        """Export what the plan overwrites or deletes without owning it; returns the copies.
+
+        ``self._backed_up`` maps each saved path to (copy, object type, language), so a
+        restore can put those objects back as they were.
+        """
+        self._backed_up = {}
         todo = [c for c in plan.changes if c.backup]
         if not todo:
             return []
@@ -556,16 +571,19 @@ class Deployer:
             if current is None:
                 return
             dest = f"{base}/{c.path}"
-            content = self.ws.download(self.abs(c.path))
-            if current.object_type == "NOTEBOOK":
-                language = current.language or "PYTHON"
-                self.ws.import_notebook(self.abs(dest), content, language=language)
-            else:
-                self.ws.import_file(self.abs(dest), content)
+            self._copy(c.path, dest, current.object_type, current.language)
+            self._backed_up[c.path] = (dest, current.object_type, current.language)
             saved.append(dest)
 
         self._parallel(save, todo)
         return sorted(saved)
+
+    def _copy(self, src: str, dest: str, object_type: str, language: str | None) -> None:
+        content = self.ws.download(self.abs(src))
+        if object_type == "NOTEBOOK":
+            self.ws.import_notebook(self.abs(dest), content, language=language or "PYTHON")
+        else:
+            self.ws.import_file(self.abs(dest), content)
 
     # --- apply -----------------------------------------------------------------------
 
@@ -747,18 +765,17 @@ class Deployer:
         ]
         if failed_entry:
             entries.append(failed_entry)  # the failure came first; newest first is the restore
-        # The record is the commit point: once it is written the deploy has happened.
+        # The record is the commit point: once it is written the deploy has happened, and
+        # what follows (history, pruning) can only warn.
         self.ws.import_file(self.abs(RECORD_FILE), record.to_json())
         new_history = [*entries, *history][:HISTORY_LIMIT]
-
-        def prune_one(ref: ReleaseRef) -> None:
-            self._delete_release(ref, "an old")
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            pruning = [pool.submit(prune_one, r) for r in prune]
+        try:
             self.ws.import_file(self.abs(HISTORY_FILE), history_to_json(new_history))
-            wait(pruning)
-        self._history = new_history
+            self._history = new_history
+        except DbxPromoteError as exc:
+            self.events.warning(f"deployed and recorded, but the history was not updated: {exc}")
+            return record  # keep old releases: pruning waits for a deploy that records fully
+        self._parallel(lambda ref: self._delete_release(ref, "an old"), prune)
         return record
 
     def _safe_history(self) -> list[HistoryEntry]:
@@ -781,13 +798,16 @@ class Deployer:
         """Put the folder back on ``previous``; returns a sentence saying what happened."""
         self.events.phase("restoring the previous release")
         self.events.warning(f"deploy failed ({_one_line(cause)}); restoring")
-        trusted = frozenset(touched) | frozenset(c.path for c in plan.writes)
-        # Everything the failed deploy may have written counts as ours, so the restore
-        # deletes what it created and does not mistake its own writes for hand edits.
-        # Their content is unknown (a write may have landed or not), so every one of them
-        # is rewritten or deleted.
-        owned = dict(previous.objects) if previous else {}
-        for path in trusted:
+        trusted = frozenset(touched)
+        # What the failed deploy backed up and then changed goes back as it was, whether
+        # a hand edit of ours or someone else's object at a path the artifact wanted.
+        put_back = {p: b for p, b in self._backed_up.items() if p in trusted}
+        release = previous.release if previous else None
+        # Everything the failed deploy sent counts as ours, so the restore deletes what it
+        # created and does not take its own writes for hand edits. Their content is
+        # unknown (a write may or may not have landed), so each is rewritten or deleted.
+        owned = dict(previous.objects) if previous and release else {}
+        for path in trusted - put_back.keys():
             known = owned.get(path) or ManagedObject(path, "file", None, sha256="")
             owned[path] = replace(known, sha256="", modified_at=None)
         dirs = tuple(sorted(set(previous.directories if previous else ()) | set(plan.new_dirs)))
@@ -806,37 +826,17 @@ class Deployer:
         patience = self.ws.retry
         self.ws.retry = replace(patience, attempts=patience.attempts * 3)
         try:
-            if previous is None or previous.release is None:
-                empty = Target("none", "none", failed.project, None, None, (), lambda p: b"", "")
-                assumed = _assumed_record(previous, failed, owned, dirs)
-                restore_plan, _ = self.plan(empty, record=assumed, trusted=trusted)
-                # Nothing to go back to: remove what this deploy created, keep the rest.
-                self._apply(empty, replace(restore_plan, end_state={}), set())
-                self._try_write_history(failed_entry)
-                return "removed what it had created (there was no previous release)"
-            with self.fetch_release(previous.release) as artifact:
-                old = target_from_artifact(
-                    artifact,
-                    self.env,
-                    self.user,
-                    environment_source=previous.environment_source,
+            with _signals_deferred() as signals:
+                done = self._restore_to(
+                    previous, release, failed, owned, dirs, trusted, failed_entry
                 )
-                assumed = replace(previous, objects=owned, directories=dirs)
-                restore_plan, _ = self.plan(old, record=assumed, trusted=trusted)
-                final = self._apply(old, restore_plan, set())
-                self._write_record(
-                    old,
-                    restore_plan,
-                    previous,
-                    final,
-                    previous.release,
-                    DeployOptions(kind="restore"),
-                    kind="restore",
-                    outcome="succeeded",
-                    detail=f"restored after the failed deploy of {failed.version}",
-                    failed_entry=failed_entry,
-                )
-            return f"restored the previous release {previous.version}"
+                for path, (copy, object_type, language) in sorted(put_back.items()):
+                    self._copy(copy, path, object_type, language)
+            if put_back:
+                done += f"; put back {len(put_back)} object(s) it had overwritten"
+            if signals:
+                done += " (further interrupts were held off until the restore finished)"
+            return done
         except (DbxPromoteError, OSError) as exc:
             return (
                 f"restoring the previous release ALSO failed ({_one_line(exc)}); the folder may "
@@ -844,6 +844,53 @@ class Deployer:
             )
         finally:
             self.ws.retry = patience
+
+    def _restore_to(
+        self,
+        previous: Record | None,
+        release: ReleaseRef | None,
+        failed: Target,
+        owned: dict[str, ManagedObject],
+        dirs: tuple[str, ...],
+        trusted: frozenset[str],
+        failed_entry: HistoryEntry,
+    ) -> str:
+        if previous is None or release is None:
+            empty = Target("none", "none", failed.project, None, None, (), lambda p: b"", "")
+            assumed = _assumed_record(previous, failed, owned, dirs)
+            restore_plan, _ = self.plan(empty, record=assumed, trusted=trusted)
+            # Nothing to go back to: remove what this deploy created, keep the rest.
+            self._apply(empty, replace(restore_plan, end_state={}), set())
+            self._try_write_history(failed_entry)
+            if previous is None:
+                return "removed what it had created (there was no previous release)"
+            return (
+                "removed what it had created; the previous release is not in the release "
+                "store, so objects it updated keep their new content"
+            )
+        with self.fetch_release(release) as artifact:
+            old = target_from_artifact(
+                artifact,
+                self.env,
+                self.user,
+                environment_source=previous.environment_source,
+            )
+            assumed = replace(previous, objects=owned, directories=dirs)
+            restore_plan, _ = self.plan(old, record=assumed, trusted=trusted)
+            final = self._apply(old, restore_plan, set())
+            self._write_record(
+                old,
+                restore_plan,
+                previous,
+                final,
+                release,
+                DeployOptions(kind="restore"),
+                kind="restore",
+                outcome="succeeded",
+                detail=f"restored after the failed deploy of {failed.version}",
+                failed_entry=failed_entry,
+            )
+        return f"restored the previous release {previous.version}"
 
     def _try_write_history(self, entry: HistoryEntry) -> None:
         try:
@@ -869,6 +916,27 @@ def _assumed_record(
         objects={},
     )
     return replace(base, objects=owned, directories=dirs)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Hold off SIGINT/SIGTERM while a restore runs (main thread only).
+
+    A cancelled pipeline sends SIGTERM soon after SIGINT; a second signal must not stop
+    the restore that the first one started, or the folder is left mixed.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _together(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:

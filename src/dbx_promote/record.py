@@ -118,7 +118,7 @@ class Record:
                 for k, v in dict(data["objects"]).items()
             }
             releases = tuple(ReleaseRef(**r) for r in data.get("releases", []))
-            return cls(
+            record = cls(
                 project=str(data["project"]),
                 env=str(data["env"]),
                 version=str(data["version"]),
@@ -138,6 +138,19 @@ class Record:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None
+        # Paths in the record are joined to the root and written or deleted: one that
+        # escapes the root would let whoever can edit this file steer the deploy elsewhere.
+        paths = [*record.objects, *record.directories]
+        for ref in record.releases:
+            if not ref.file.startswith(RELEASES_DIR + "/") or ref.parts < 1:
+                raise RecordCorrupt(
+                    _corrupt(where, f"release file {ref.file!r} is not in the store")
+                )
+            paths.append(ref.file)
+        for path in paths:
+            if not is_safe_relative(path):
+                raise RecordCorrupt(_corrupt(where, f"path {path!r} leaves the folder"))
+        return record
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,17 @@ class HistoryEntry:
     commit: str | None = None
     detail: str = ""
     pipeline: dict[str, str] | None = None
+
+
+def is_safe_relative(path: str) -> bool:
+    """A non-empty relative workspace path that stays inside the folder it is joined to."""
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and not path.startswith("/")
+        and "\\" not in path
+        and all(part not in ("", ".", "..") for part in path.split("/"))
+    )
 
 
 def history_to_json(entries: list[HistoryEntry]) -> bytes:
@@ -196,8 +220,8 @@ class Lock:
         now = now or datetime.now(timezone.utc)
         try:
             return (now - parse_time(self.started_at)).total_seconds()
-        except ValueError:
-            return float("inf")
+        except (ValueError, TypeError, AttributeError):
+            return float("inf")  # an unreadable start time counts as stale
 
     def describe(self) -> str:
         run = f", run {self.run_url}" if self.run_url else ""
@@ -213,7 +237,10 @@ def _load(raw: bytes, where: str) -> dict[str, Any]:
         raise RecordCorrupt(_corrupt(where, "not valid JSON")) from None
     if not isinstance(data, dict):
         raise RecordCorrupt(_corrupt(where, "not a JSON object"))
-    if data.get("schema_version", RECORD_SCHEMA) > RECORD_SCHEMA:
+    version = data.get("schema_version", RECORD_SCHEMA)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordCorrupt(_corrupt(where, "schema_version is not a number"))
+    if version > RECORD_SCHEMA:
         raise RecordCorrupt(
             f"{where} was written by a newer dbx-promote (schema "
             f"{data.get('schema_version')}); upgrade dbx-promote"
