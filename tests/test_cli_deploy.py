@@ -340,3 +340,73 @@ def test_per_environment_hosts_from_variables_reach_two_workspaces(
     assert "/Shared/app/prod/etl/ingest" in second_emulator.tree("/Shared/app/prod")
     assert emulator.tree("/Shared/app/prod") == {}
     assert "dapi-prod-only-token-value" not in to_prod.stdout + to_prod.stderr
+
+
+def test_a_plan_made_for_another_environment_is_refused(emulator, tmp_path):
+    cfg = write_config(tmp_path)
+    art = build(tmp_path, V1, "1.0.0")
+    plan = tmp_path / "plan.json"
+    run(
+        [
+            "--config",
+            str(cfg),
+            "deploy",
+            str(art.path),
+            "--env",
+            "test",
+            "--dry-run",
+            "--plan-out",
+            str(plan),
+        ],
+        url=emulator.url,
+    )
+    run(["--config", str(cfg), "deploy", str(art.path), "--env", "test"], url=emulator.url)
+
+    proc = run(
+        ["--config", str(cfg), "deploy", str(art.path), "--env", "prod", "--plan", str(plan)],
+        url=emulator.url,
+    )
+
+    assert proc.returncode == 2
+    assert "made for environment 'test'" in one_line_error(proc)
+
+
+def test_a_damaged_plan_file_is_refused(emulator, tmp_path):
+    cfg = write_config(tmp_path)
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "kind": "dbx-promote-plan",
+                "schema_version": 1,
+                "signature": {"digest": "x", "root": "/", "changes": [1, 2]},
+            }
+        )
+    )
+    proc = run(
+        ["--config", str(cfg), "deploy", "--env", "test", "--plan", str(plan)], url=emulator.url
+    )
+    assert proc.returncode == 2
+    assert "damaged" in one_line_error(proc)
+
+
+def test_json_output_stays_one_object_in_azure_pipelines(emulator, tmp_path):
+    cfg = write_config(tmp_path)
+    art = build(tmp_path, V1, "1.0.0")
+    proc = run(
+        ["--config", str(cfg), "deploy", str(art.path), "--env", "test", "--output", "json"],
+        url=emulator.url,
+        extra_env={"TF_BUILD": "True"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verified"] is True
+
+
+def test_promote_to_the_same_environment_is_bad_usage(emulator, tmp_path):
+    cfg = write_config(tmp_path)
+    proc = run(
+        ["--config", str(cfg), "promote", "--from", "test", "--to", "test", "--yes"],
+        url=emulator.url,
+    )
+    assert proc.returncode == 2
+    assert "two environments" in one_line_error(proc)

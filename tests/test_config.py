@@ -115,3 +115,22 @@ def test_user_placeholder_expands_and_is_checked_again(tmp_path):
         write(tmp_path, "project: app\nenvironments: {dev: {root: '/Users/{user}/app'}}\n")
     )
     assert cfg.environment("dev").resolved_root("me@example.com") == "/Users/me@example.com/app"
+
+
+def test_two_environments_in_one_folder_are_refused(tmp_path):
+    p = write(
+        tmp_path,
+        "project: app\nenvironments:\n  test: {root: /Shared/app}\n  prod: {root: /Shared/app/prod}\n",
+    )
+    with pytest.raises(ConfigError, match="share a folder"):
+        load_config(p)
+
+
+def test_the_same_root_in_two_workspaces_is_fine(tmp_path, monkeypatch):
+    monkeypatch.setenv("DBX_PROMOTE_TEST_HOST", "https://adb-1.1.azuredatabricks.net")
+    monkeypatch.setenv("DBX_PROMOTE_PROD_HOST", "https://adb-2.2.azuredatabricks.net")
+    p = write(
+        tmp_path,
+        "project: app\nenvironments:\n  test: {root: /Shared/app}\n  prod: {root: /Shared/app}\n",
+    )
+    assert set(load_config(p).environments) == {"test", "prod"}

@@ -6,7 +6,7 @@ import pytest
 
 from dbx_promote.plan import DesiredObject, environment_notebook, make_plan
 from dbx_promote.record import ManagedObject, Record
-from dbx_promote.workspace import RemoteObject
+from dbx_promote.remote import RemoteObject
 
 ROOT = "/Shared/app"
 

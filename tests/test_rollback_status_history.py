@@ -330,7 +330,7 @@ def test_rollback_refuses_a_stored_release_that_was_altered(
         ("v1.0.0", "1.0.0"),
         ("sha256:" + "a" * 64, "1.0.0"),
         ("aaaaaaaa", "1.0.0"),
-        ("bbbb", "1.1.0"),
+        ("bbbbbbb", "1.1.0"),
     ],
 )
 def test_pick_release_chooses_the_previous_or_the_named_one(to: str | None, expected: str) -> None:
@@ -739,3 +739,10 @@ def test_the_python_api_raises_record_corrupt(
     upload(workspace_client, RECORD, b"\xff\xfe")
     with pytest.raises(RecordCorrupt, match="not valid JSON"):
         operations.status(load_config(cfg), "test")
+
+
+@pytest.mark.parametrize("to", ["", "b", "bbb"])
+def test_pick_release_refuses_a_prefix_too_short_to_mean_one_release(to: str) -> None:
+    record = _record(current="sha256:" + "c" * 64, releases=[("1.2.0", "c"), ("1.1.0", "b")])
+    with pytest.raises(ReleaseNotFound):
+        operations.pick_release(record, to, "test")

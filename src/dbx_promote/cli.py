@@ -389,7 +389,8 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
                 f"({result.requests} requests{backups})",
                 highlight=False,
             )
-    _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
+    if output != "json":  # stdout must stay one JSON object
+        _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
 
 
 def _deploy_options(
@@ -548,6 +549,11 @@ def promote_cmd(
         _render_plan(app, preview)
         if not click.confirm(f"Promote {preview.version} to {to_env}?", default=False):
             raise click.exceptions.Abort()
+        # What lands is what was confirmed: if Test or Prod moved meanwhile, stop.
+        options.reviewed_plan = {
+            "signature": preview.plan.signature(),
+            "plan": {"env": to_env},
+        }
     _run_deploy(
         app,
         output,
@@ -796,6 +802,12 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _print_redacted_traceback() -> None:
+    from dbx_promote.redact import redact
+
+    click.echo(redact(traceback.format_exc()), err=True)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -818,11 +830,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except DbxPromoteError as exc:
         if debug:
-            traceback.print_exc()
+            _print_redacted_traceback()
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            _print_redacted_traceback()
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)

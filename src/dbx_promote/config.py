@@ -266,6 +266,7 @@ def parse_config(raw: Any, cfg_path: Path) -> Config:
             if env is not None:
                 environments[str(name)] = env
         _check_requires(environments, problems)
+        _check_roots_apart(environments, problems)
 
     if problems:
         noun = "problem" if len(problems) == 1 else "problems"
@@ -432,6 +433,26 @@ def _check_requires(envs: dict[str, Environment], problems: list[str]) -> None:
             current = envs[current].requires
 
 
+def _check_roots_apart(envs: dict[str, Environment], problems: list[str]) -> None:
+    """Two environments in one folder, or one inside another, would delete each other's
+    notebooks as unowned leftovers; refuse it (unless they sit in different workspaces)."""
+
+    def host(env: Environment) -> str | None:
+        return env.host or os.environ.get(env_var_name(env.name, "HOST"))
+
+    items = sorted(envs.values(), key=lambda e: e.name)
+    for i, a in enumerate(items):
+        for b in items[i + 1 :]:
+            if host(a) != host(b) or "{user}" in a.root + b.root:
+                continue
+            ra, rb = normalize_workspace_path(a.root), normalize_workspace_path(b.root)
+            if ra == rb or rb.startswith(ra + "/") or ra.startswith(rb + "/"):
+                problems.append(
+                    f"environments '{a.name}' and '{b.name}' share a folder ({ra}, {rb}); "
+                    "give each its own root"
+                )
+
+
 def _opt_str(value: Any, where: str, problems: list[str]) -> str | None:
     if value is None:
         return None
@@ -462,6 +483,11 @@ def _int(value: Any, where: str, problems: list[str], minimum: int = 0) -> int:
         problems.append(f"{where} must be an integer >= {minimum}")
         return minimum
     return value
+
+
+def env_var_name(env_name: str, what: str) -> str:
+    """`DBX_PROMOTE_<ENV>_<WHAT>`: e.g. DBX_PROMOTE_TEST_HOST for environment `test`."""
+    return f"DBX_PROMOTE_{re.sub(r'[^A-Za-z0-9]', '_', env_name).upper()}_{what}"
 
 
 def relative_to_root(root: str, path: str) -> str | None:

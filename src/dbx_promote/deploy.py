@@ -64,7 +64,8 @@ from dbx_promote.record import (
     pipeline_context,
     utc_now,
 )
-from dbx_promote.workspace import RemoteObject, Workspace
+from dbx_promote.remote import RemoteObject
+from dbx_promote.workspace import Workspace
 
 log = logging.getLogger("dbx_promote.deploy")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from dbx_promote.artifact import (
 from dbx_promote.config import Config, Environment, relative_to_root
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
 from dbx_promote.errors import (
+    BadInput,
     BuildError,
     DbxPromoteError,
     RecordCorrupt,
@@ -113,11 +114,6 @@ def deploy(
     return deployer.deploy(target, options)
 
 
-def fetch_release(deployer: Deployer, ref: ReleaseRef) -> AbstractContextManager[Artifact]:
-    """Download a stored release and verify its digest (see `Deployer.fetch_release`)."""
-    return deployer.fetch_release(ref)
-
-
 def promote(
     config: Config,
     from_env: str,
@@ -128,6 +124,8 @@ def promote(
     events: Events | None = None,
 ) -> DeployResult:
     """Deploy the artifact verified in ``from_env`` to ``to_env``: the same bytes."""
+    if from_env == to_env:
+        raise BadInput(f"promote needs two environments; --from and --to both name '{to_env}'")
     source = open_environment(config, from_env, connect=connect)
     record = source.read_record()
     if record is None:
@@ -137,13 +135,12 @@ def promote(
     if record.release is None:
         raise ReleaseNotFound(f"'{from_env}' has no stored release for {record.digest}")
     target_env = config.environment(to_env)
-    with fetch_release(source, record.release) as artifact:
+    with source.fetch_release(record.release) as artifact:
         if target_env.requires and target_env.requires != from_env and not options.skip_requires:
             check_requires(config, target_env, artifact.digest, connect=connect)
-        options.kind = "promote"
         deployer = open_environment(config, to_env, connect=connect, events=events)
         target = target_from_artifact(artifact, target_env, deployer.user)
-        return deployer.deploy(target, options)
+        return deployer.deploy(target, replace(options, kind="promote"))
 
 
 def rollback(
@@ -161,10 +158,9 @@ def rollback(
     if record is None or not record.releases:
         raise ReleaseNotFound(f"'{env_name}' has no stored releases to roll back to")
     ref = pick_release(record, to, env_name)
-    options.kind = "rollback"
-    with fetch_release(deployer, ref) as artifact:
+    with deployer.fetch_release(ref) as artifact:
         target = target_from_artifact(artifact, deployer.env, deployer.user)
-        return deployer.deploy(target, options)
+        return deployer.deploy(target, replace(options, kind="rollback"))
 
 
 def pick_release(record: Record, to: str | None, env_name: str) -> ReleaseRef:
@@ -178,9 +174,16 @@ def pick_release(record: Record, to: str | None, env_name: str) -> ReleaseRef:
             f"'{env_name}' has no earlier release stored (kept: {kept}); nothing to roll back to"
         )
     wanted = to.removeprefix("v")
-    for ref in record.releases:
-        if ref.version == wanted or ref.digest == to or ref.digest.split(":")[-1].startswith(to):
-            return ref
+    exact = [r for r in record.releases if r.version in (to, wanted) or r.digest == to]
+    if exact:
+        return exact[0]
+    prefix = to.removeprefix("sha256:").lower()
+    if len(prefix) >= 7 and all(c in "0123456789abcdef" for c in prefix):
+        matches = [r for r in record.releases if r.digest.split(":")[-1].startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ReleaseNotFound(f"digest prefix '{to}' matches several stored releases")
     raise ReleaseNotFound(
         f"release '{to}' is not in the release store of '{env_name}' (kept: {kept}; "
         "older ones are pruned by keep_releases); deploy that version's build artifact again "
@@ -274,7 +277,6 @@ __all__ = [
     "Status",
     "check_requires",
     "deploy",
-    "fetch_release",
     "history",
     "open_environment",
     "pick_release",

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dbx_promote.config import normalize_workspace_path, relative_to_root
 from dbx_promote.record import STATE_DIR, Record
-from dbx_promote.workspace import RemoteObject
+from dbx_promote.remote import RemoteObject
 
 CREATE = "create"
 UPDATE = "update"
@@ -346,7 +345,3 @@ def _expand_user(value: Any, user: str) -> Any:
     if isinstance(value, list):
         return [_expand_user(v, user) for v in value]
     return value
-
-
-def parent(path: str) -> str:
-    return posixpath.dirname(path)

@@ -52,6 +52,16 @@ def load_plan(path: str | Path) -> dict[str, Any]:
         raise PlanFileError(f"{path} is not a dbx-promote plan")
     if doc.get("schema_version") != PLAN_SCHEMA or not isinstance(doc.get("signature"), dict):
         raise PlanFileError(f"{path} has an unsupported plan format")
+    sig = doc["signature"]
+    changes = sig.get("changes")
+    if (
+        not isinstance(sig.get("digest"), str)
+        or not isinstance(sig.get("root"), str)
+        or not isinstance(changes, list)
+        or not all(isinstance(c, list) and len(c) == 4 for c in changes)
+        or not isinstance(sig.get("rmdirs", []), list)
+    ):
+        raise PlanFileError(f"{path} is damaged: its signature is not a dbx-promote plan's")
     return doc
 
 
@@ -59,6 +69,9 @@ def check_reviewed_plan(doc: dict[str, Any], live: Plan) -> None:
     """Raise `StalePlan` (exit 1) with the difference unless ``live`` matches ``doc``."""
     saved = doc["signature"]
     now = live.signature()
+    planned_env = doc.get("plan", {}).get("env")
+    if planned_env and planned_env != live.env:
+        raise PlanFileError(f"this plan was made for environment '{planned_env}', not '{live.env}'")
     if saved == now:
         return
     problems: list[str] = []

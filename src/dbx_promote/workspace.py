@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -37,10 +36,10 @@ from databricks.sdk.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
 from dbx_promote import __version__
-from dbx_promote.config import Environment, normalize_workspace_path
+from dbx_promote.config import Environment, env_var_name, normalize_workspace_path
 from dbx_promote.errors import (
     ConnectionFailed,
     CredentialsError,
@@ -49,6 +48,8 @@ from dbx_promote.errors import (
     WorkspaceError,
 )
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
+from dbx_promote.record import STATE_DIR
+from dbx_promote.remote import RemoteObject
 
 log = logging.getLogger("dbx_promote.workspace")
 
@@ -56,25 +57,6 @@ T = TypeVar("T")
 
 AUTH_ENV_VAR = "DBX_PROMOTE_AUTH"
 RETRY_TIMEOUT_ENV_VAR = "DBX_PROMOTE_RETRY_TIMEOUT"
-
-# Directories the tool keeps its own state in; never listed as part of the managed tree.
-STATE_DIR = ".dbx-promote"
-
-
-@dataclass(frozen=True)
-class RemoteObject:
-    """One object as the workspace reports it."""
-
-    path: str
-    object_type: str
-    language: str | None = None
-    object_id: int | None = None
-    modified_at: int | None = None
-    size: int | None = None
-
-    @property
-    def is_dir(self) -> bool:
-        return self.object_type == "DIRECTORY"
 
 
 @dataclass(frozen=True)
@@ -511,11 +493,6 @@ def connect(
     )
 
 
-def env_var_name(env_name: str, what: str) -> str:
-    """`DBX_PROMOTE_<ENV>_<WHAT>`: e.g. DBX_PROMOTE_TEST_HOST for environment `test`."""
-    return f"DBX_PROMOTE_{re.sub(r'[^A-Za-z0-9]', '_', env_name).upper()}_{what}"
-
-
 def client_from_config(config: Config, **kwargs: Any) -> Workspace:
     """A `Workspace` over an explicit SDK `Config` (tests, the emulator, benchmarks)."""
     return Workspace(WorkspaceClient(config=config), **kwargs)
@@ -538,7 +515,6 @@ def _auth_hint(env: Environment, exc: ValueError) -> str:
 
 __all__ = [
     "STATE_DIR",
-    "ObjectType",
     "RemoteObject",
     "RetryPolicy",
     "Throttle",
