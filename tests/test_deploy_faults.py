@@ -93,3 +93,27 @@ def _remove_lock(emulator) -> None:
         method="POST",
     )
     urllib.request.urlopen(req).read()
+
+
+@pytest.mark.slow
+def test_a_failure_at_any_write_puts_a_hand_edit_back_as_it_was(emulator, fake_clock, releases):
+    """Before the failed deploy the folder held v1 with a hand edit; after it, exactly that."""
+    v1, v2, _, v2_state, n_writes = releases
+    for index in range(1, n_writes + 4):
+        emulator.reset()
+        deploy(emulator, fake_clock, v1)
+        emulator.hand_edit(f"{ROOT}/etl/ingest", b"# Databricks notebook source\nprint('hotfix')\n")
+        before = managed_state(emulator)
+        emulator.add_fault(
+            Fault(writes_only=True, nth=index, status=400, error_code="INVALID_STATE")
+        )
+        try:
+            deploy(emulator, fake_clock, v2)
+        except DbxPromoteError:
+            pass
+        emulator.clear_faults()
+        state = managed_state(emulator)
+        assert state in (before, v2_state), f"write {index}: neither the edited v1 nor v2"
+        if state == v2_state:
+            backups = [p for p in emulator.tree(ROOT) if "/backups/" in p and p.endswith("ingest")]
+            assert backups, f"write {index}: the hand edit was overwritten without a backup"
