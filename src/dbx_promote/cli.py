@@ -356,22 +356,30 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
     from dbx_promote.reviewed import save_plan
 
     events = CliEvents(app, quiet=output == "json")
-    if app.in_pipeline and output != "json":
-        from dbx_promote.azure.logging_commands import group_end, group_start
-
-        click.echo(group_start("dbx-promote"))
     try:
         result = run(events)
     finally:
         events.close()
-        if app.in_pipeline and output != "json":
-            click.echo(group_end())
     if plan_out:
         save_plan(result.plan, plan_out)
     if output == "json":
         emit_json(result.to_dict())
     else:
-        _render_plan(app, result)
+        if app.in_pipeline:
+            # The plan folds away in the pipeline log; the outcome line below stays visible.
+            from dbx_promote.azure.logging_commands import group_end, group_start
+
+            counts = result.plan.counts()
+            click.echo(
+                group_start(
+                    f"dbx-promote plan for {result.env}: {counts['create']} create, "
+                    f"{counts['update']} update, {counts['delete']} delete"
+                )
+            )
+            _render_plan(app, result)
+            click.echo(group_end())
+        else:
+            _render_plan(app, result)
         if plan_out:
             app.out.print(f"plan saved to {plan_out}", highlight=False)
         if result.dry_run:
