@@ -22,8 +22,6 @@ from rich.console import Console
 from dbx_promote import __version__
 from dbx_promote.errors import DbxPromoteError
 
-log = logging.getLogger("dbx_promote")
-
 
 @dataclass
 class AppContext:
