@@ -8,11 +8,7 @@ finer checks use the Python API (`dbx_promote.operations`) against the same emul
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +24,12 @@ from dbx_promote.emulator import Emulator, Fault
 from dbx_promote.errors import DeployFailed, RecordCorrupt, ReleaseNotFound
 from dbx_promote.record import Record, ReleaseRef
 
-TOKEN = "dapi-test-token-not-secret"
+from cli_helpers import HEADER, TOKEN, Built, assert_error, build_releases, run_cli
+
 ROOT = "/Shared/demo/test"
 PROD_ROOT = "/Shared/demo/prod"
 RECORD = f"{ROOT}/.dbx-promote/deployment.json"
 HISTORY = f"{ROOT}/.dbx-promote/history.json"
-HEADER = "# Databricks notebook source\n"
 
 # v2 changes one notebook, adds one and removes one; v3 changes another.
 RELEASES: dict[str, dict[str, str]] = {
@@ -67,76 +63,10 @@ environments:
 """
 
 
-@dataclass(frozen=True)
-class Built:
-    path: Path
-    version: str
-    digest: str
-
-
-def run_cli(
-    cfg: Path, *args: str, host: str | None, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m dbx_promote --config CFG ARGS` the way a pipeline would (no terminal)."""
-    env = {
-        **os.environ,
-        "DATABRICKS_TOKEN": TOKEN,
-        "DATABRICKS_CONFIG_FILE": "/nonexistent",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        "COLUMNS": "200",
-        **(extra_env or {}),
-    }
-    if host:
-        env["DATABRICKS_HOST"] = host
-    return subprocess.run(
-        [sys.executable, "-m", "dbx_promote", "--config", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
-def assert_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    """Exit ``code``, stderr exactly one line starting with 'error:', naming ``needles``."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     """v1, v2, v3 built once with `dbx-promote build` (outside git, so --version)."""
-    base = tmp_path_factory.mktemp("releases")
-    out: dict[str, Built] = {}
-    for version, files in RELEASES.items():
-        src = base / f"src-{version}"
-        for rel, text in files.items():
-            (src / "notebooks" / rel).parent.mkdir(parents=True, exist_ok=True)
-            (src / "notebooks" / rel).write_text(text)
-        (src / "dbx-promote.yml").write_text(CONFIG.format(keep=5))
-        result = run_cli(
-            src / "dbx-promote.yml",
-            "build",
-            "--version",
-            version,
-            "--out",
-            str(base / "dist"),
-            "--output",
-            "json",
-            host=None,
-        )
-        assert result.returncode == 0, result.stderr
-        data = json.loads(result.stdout)
-        out[version] = Built(Path(data["artifact"]), data["version"], data["digest"])
-    return out
+    return build_releases(tmp_path_factory.mktemp("releases"), RELEASES, CONFIG.format(keep=5))
 
 
 @pytest.fixture
