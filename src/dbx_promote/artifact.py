@@ -23,10 +23,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbx_promote import __version__
 from dbx_promote.errors import ArtifactError, BuildError
+
+if TYPE_CHECKING:
+    from dbx_promote.config import Config
 from dbx_promote.notebooks import (
     DEFAULT_INCLUDE,
     MAX_OBJECT_SIZE,
@@ -454,6 +457,30 @@ class BuildOptions:
     allow_files: bool = True
     release: bool = False
     version: str | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        version: str | None = None,
+        strip_outputs: bool | None = None,
+        allow_files: bool = True,
+        release: bool = False,
+    ) -> BuildOptions:
+        """The build `dbx-promote.yml` describes; ``strip_outputs=None`` keeps the config's,
+        ``allow_files=False`` refuses files even where the config allows them."""
+        b = config.build
+        return cls(
+            project=config.project,
+            source=config.source,
+            include=b.include,
+            exclude=b.exclude,
+            strip_outputs=b.strip_outputs if strip_outputs is None else strip_outputs,
+            allow_files=b.allow_files and allow_files,
+            release=release,
+            version=version,
+        )
 
 
 def _zip_date(commit_time: str | None) -> tuple[int, int, int, int, int, int]:

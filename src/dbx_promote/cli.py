@@ -179,15 +179,12 @@ def build_cmd(
     from dbx_promote.config import load_config
 
     config = load_config(app.config_path)
-    options = BuildOptions(
-        project=config.project,
-        source=config.source,
-        include=config.build.include,
-        exclude=config.build.exclude,
-        strip_outputs=config.build.strip_outputs if strip_outputs is None else strip_outputs,
-        allow_files=config.build.allow_files and not no_files,
-        release=release,
+    options = BuildOptions.from_config(
+        config,
         version=version,
+        strip_outputs=strip_outputs,
+        allow_files=not no_files,
+        release=release,
     )
     artifact = build_artifact(options, Path(out_dir) if out_dir else config.base_dir / "dist")
     if output == "json":

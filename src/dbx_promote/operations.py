@@ -55,16 +55,7 @@ def working_tree_artifact(config: Config, version: str | None = None) -> Iterato
             # Outside git (or a shallow clone): still usable for a sandbox or a dry run.
             version = "0.0.0+worktree"
     with tempfile.TemporaryDirectory(prefix="dbx-promote-build-") as tmp:
-        b = config.build
-        options = BuildOptions(
-            project=config.project,
-            source=config.source,
-            include=b.include,
-            exclude=b.exclude,
-            strip_outputs=b.strip_outputs,
-            allow_files=b.allow_files,
-            version=version,
-        )
+        options = BuildOptions.from_config(config, version=version)
         yield build_artifact(options, Path(tmp), repo_dir=config.base_dir)
 
 
