@@ -65,6 +65,7 @@ from dbx_promote.record import (
     utc_now,
 )
 from dbx_promote.remote import RemoteObject
+from dbx_promote.reviewed import check_reviewed_plan
 from dbx_promote.workspace import Workspace
 
 log = logging.getLogger("dbx_promote.deploy")
@@ -423,8 +424,6 @@ class Deployer:
 
     def _check_reviewed(self, options: DeployOptions, plan: Plan) -> None:
         if options.reviewed_plan is not None:
-            from dbx_promote.reviewed import check_reviewed_plan
-
             check_reviewed_plan(options.reviewed_plan, plan)
 
     def _finish(self, result: DeployResult) -> DeployResult:
@@ -946,10 +945,6 @@ def _together(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
         later = pool.submit(second)
         a = first()
         return a, later.result()
-
-
-def _record_key(record: Record | None) -> tuple[str, str] | None:
-    return (record.digest, record.deployed_at) if record else None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -493,11 +493,6 @@ def connect(
     )
 
 
-def client_from_config(config: Config, **kwargs: Any) -> Workspace:
-    """A `Workspace` over an explicit SDK `Config` (tests, the emulator, benchmarks)."""
-    return Workspace(WorkspaceClient(config=config), **kwargs)
-
-
 def _auth_hint(env: Environment, exc: ValueError) -> str:
     text = _short(exc)
     if "more than one authorization method" in text:
@@ -519,7 +514,6 @@ __all__ = [
     "RetryPolicy",
     "Throttle",
     "Workspace",
-    "client_from_config",
     "connect",
     "translate",
 ]
