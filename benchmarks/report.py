@@ -413,7 +413,10 @@ ENGINE_CHANGES = [
     "**Done: folders listed level by level in parallel** (`Workspace.list_tree`): one round "
     "trip per tree *depth* instead of one per folder, for both the plan and the verification.",
     "**Done: independent reads together**: the record is read alongside the listing; after "
-    "the lock, the record and the history are re-read together.",
+    "the lock, the record, the history and the listing are re-read together. That second "
+    "listing (one round trip per level, ~12 requests here) is the price of planning from "
+    "what is there once nobody else can write: a hand edit made before the lock is still "
+    "backed up.",
     "**Done: imports paced to the known limit** (`import_rate`, default 30/s) instead of "
     "discovered by 429s; halving on 429 stays as the safety net.",
     "**Done: independent writes together**: the release zip uploads alongside the "
