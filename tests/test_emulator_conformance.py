@@ -433,9 +433,9 @@ def test_export_of_missing_path_is_resource_does_not_exist(
         download(workspace_client, "/Shared/missing")
 
 
-def test_export_of_a_directory_is_not_implemented(workspace_client: WorkspaceClient) -> None:
+def test_export_of_a_directory_as_dbc_is_not_implemented(workspace_client: WorkspaceClient) -> None:
     with pytest.raises(NotImplemented):
-        workspace_client.workspace.export("/Shared")
+        workspace_client.workspace.export("/Shared", format=ExportFormat.DBC)
 
 
 # --- delete ----------------------------------------------------------------------------

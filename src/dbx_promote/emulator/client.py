@@ -74,6 +74,11 @@ class EmulatorControl:
         """Answer imports above ``per_second`` with 429 (None: no limit)."""
         self._call("POST", "settings", {"import_rate_limit": per_second})
 
+    def set_directory_import(self, mode: str) -> None:
+        """Accept directory imports, refuse them (400), or land them with one notebook
+        missing (``accept``, ``refuse``, ``drop-one``)."""
+        self._call("POST", "settings", {"directory_import": mode})
+
     def counters(self) -> dict[str, Any]:
         """Request counts since the last reset."""
         return dict(self._json("GET", "counters"))

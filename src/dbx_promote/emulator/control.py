@@ -113,6 +113,7 @@ class Controls:
         self._lock = threading.Lock()
         self._faults: list[_ArmedFault] = []
         self.latency_ms = float(latency_ms)
+        self.directory_import = "accept"
         self._bucket: TokenBucket | None = None
         self.set_import_rate_limit(import_rate_limit)
         self._reset_stats()
@@ -134,6 +135,14 @@ class Controls:
             raise ValueError("latency_ms must be >= 0")
         self.latency_ms = float(ms)
 
+    def set_directory_import(self, mode: str) -> None:
+        """How directory imports behave: ``accept``, ``refuse`` (400) or ``drop-one``."""
+        from dbx_promote.emulator.directory import DIRECTORY_IMPORT_MODES
+
+        if mode not in DIRECTORY_IMPORT_MODES:
+            raise ValueError(f"directory_import must be one of {', '.join(DIRECTORY_IMPORT_MODES)}")
+        self.directory_import = mode
+
     @property
     def import_rate_limit(self) -> float | None:
         """Imports allowed per second, or None for no limit."""
@@ -154,6 +163,7 @@ class Controls:
             self._reset_stats()
         if settings:
             self.latency_ms = 0.0
+            self.directory_import = "accept"
             self.set_import_rate_limit(None)
 
     # --- faults ------------------------------------------------------------------------

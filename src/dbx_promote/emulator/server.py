@@ -157,6 +157,11 @@ class Emulator:
         """Answer imports above ``per_second`` with 429 (None: no limit)."""
         self.controls.set_import_rate_limit(per_second)
 
+    def set_directory_import(self, mode: str) -> None:
+        """Accept directory imports, refuse them (400), or land them with one notebook
+        missing (``accept``, ``refuse``, ``drop-one``)."""
+        self.controls.set_directory_import(mode)
+
     def counters(self) -> dict[str, Any]:
         """Request counts since the last reset (Workspace API and SCIM only)."""
         return self.controls.counters()
@@ -511,7 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"Rate limit exceeded for workspace import "
                     f"({emu.controls.import_rate_limit:g} requests per second).",
                 )
-            store.import_(request)
+            store.import_(request, emu.controls.directory_import)
             self._send_json(200, {})
 
     # --- control API ---------------------------------------------------------------------
@@ -541,6 +546,8 @@ class _Handler(BaseHTTPRequestHandler):
                     if "import_rate_limit" in data:
                         limit = data["import_rate_limit"]
                         emu.set_import_rate_limit(None if limit is None else float(limit))
+                    if "directory_import" in data:
+                        emu.set_directory_import(str(data["directory_import"]))
                 except (TypeError, ValueError) as exc:
                     raise invalid(f"Bad settings: {exc}") from None
                 self._send_json(200, {})

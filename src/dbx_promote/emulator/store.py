@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import posixpath
 import sqlite3
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -371,11 +369,11 @@ class Store:
                 501, "NOT_IMPLEMENTED", f"Export format {fmt} is not supported by the emulator."
             )
         if row.object_type == "DIRECTORY":
-            raise ApiError(
-                501,
-                "NOT_IMPLEMENTED",
-                f"Exporting a directory ({req.echo(row.path)}) is not supported by the emulator.",
-            )
+            if fmt not in ("SOURCE", "AUTO"):
+                raise invalid(
+                    f"Export format {fmt} is not supported for a directory ({req.echo(row.path)})."
+                )
+            return self._export_directory(row, fmt)
         content = row.content or b""
         if row.object_type == "FILE":
             if fmt == "JUPYTER":
@@ -460,13 +458,7 @@ class Store:
         if fmt == "SOURCE":
             if req.language:
                 return path, "NOTEBOOK", req.language, ensure_header(content, req.language), None
-            if _is_zip(content):
-                raise ApiError(
-                    501,
-                    "NOT_IMPLEMENTED",
-                    "Importing a directory archive (SOURCE without language) is not supported "
-                    "by the emulator.",
-                )
+            # A directory archive; `import_` handles it before resolving a single object.
             raise invalid("The zip archive contains no items.")
         # AUTO: the extension plus the first line decide.
         stem, ext = posixpath.splitext(path)
@@ -477,32 +469,22 @@ class Store:
             return stem, "NOTEBOOK", language, content, None
         return path, "FILE", None, content, None
 
-    def import_(self, req: ImportRequest) -> None:
-        """Create or overwrite an object.
+    def import_(self, req: ImportRequest, directory_mode: str = "accept") -> None:
+        """Create or overwrite an object, or create a folder from a directory archive.
 
+        ``directory_mode`` is `Controls.directory_import` (accept, refuse, drop-one).
         Raises 404 RESOURCE_DOES_NOT_EXIST (missing parent folder), 400
         RESOURCE_ALREADY_EXISTS (exists without overwrite, type change, parent not a
-        folder), 400 MAX_NOTEBOOK_SIZE_EXCEEDED, 400 INVALID_PARAMETER_VALUE, 501.
+        folder, a directory import onto any existing name), 400
+        MAX_NOTEBOOK_SIZE_EXCEEDED, 400 INVALID_PARAMETER_VALUE, 501.
         """
+        if req.format == "SOURCE" and req.language is None:
+            self._import_directory(req, directory_mode)
+            return
         path, otype, language, content, ipynb = self.resolve_import(req)
         echo = req.path.echo
-        if path == "/":
-            raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Path ({echo(path)}) already exists.")
-        parent = parent_of(path)
         with self._tx():
-            prow = self._get(parent)
-            if prow is None:
-                raise ApiError(
-                    404,
-                    "RESOURCE_DOES_NOT_EXIST",
-                    f"The parent folder ({echo(parent)}) does not exist.",
-                )
-            if prow.object_type != "DIRECTORY":
-                raise ApiError(
-                    400,
-                    "RESOURCE_ALREADY_EXISTS",
-                    f"{echo(parent)} already exists and it is not a folder",
-                )
+            self._check_parent(path, echo)
             row = self._get(path)
             if row is not None:
                 if not req.overwrite:
@@ -524,8 +506,96 @@ class Store:
             ts = self._now()
             self._db.execute(
                 f"INSERT INTO objects({_COLUMNS}, parent) VALUES (?,?,?,?,?,?,?,?,?)",
-                (path, otype, language, self._next_id(), content, ipynb, ts, ts, parent),
+                (path, otype, language, self._next_id(), content, ipynb, ts, ts, parent_of(path)),
             )
+
+    def _check_parent(self, path: str, echo: Any) -> None:
+        """Refuse an import at ``path`` whose parent is missing or not a folder."""
+        if path == "/":
+            raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Path ({echo(path)}) already exists.")
+        parent = parent_of(path)
+        prow = self._get(parent)
+        if prow is None:
+            raise ApiError(
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+                f"The parent folder ({echo(parent)}) does not exist.",
+            )
+        if prow.object_type != "DIRECTORY":
+            raise ApiError(
+                400,
+                "RESOURCE_ALREADY_EXISTS",
+                f"{echo(parent)} already exists and it is not a folder",
+            )
+
+    def _import_directory(self, req: ImportRequest, mode: str) -> None:
+        """Create the folder ``req.path`` from a directory archive, in one transaction."""
+        from dbx_promote.emulator import directory
+
+        if len(req.content) > MAX_IMPORT_BYTES:
+            self.resolve_import(req)  # the size error, worded as for any import
+        if mode == directory.REFUSE:
+            raise ApiError(
+                400,
+                "BAD_REQUEST",
+                "Importing a directory is not allowed on this workspace (emulator control).",
+            )
+        objects = directory.read_archive(req.content)
+        if mode == directory.DROP_ONE:
+            last = max(o.path for o in objects if o.object_type == "NOTEBOOK")
+            objects = [o for o in objects if o.path != last]
+        path, echo = req.path.canonical, req.path.echo
+        with self._tx():
+            self._check_parent(path, echo)
+            if self._get(path) is not None:
+                # The service no longer imports over an existing name (databricks/cli#4650);
+                # a folder cannot be merged into or replaced, whatever `overwrite` says.
+                raise ApiError(
+                    400, "RESOURCE_ALREADY_EXISTS", f"Path ({echo(path)}) already exists."
+                )
+            self._insert_dir(path)
+            for obj in objects:
+                full = f"{path}/{obj.path}"
+                if obj.object_type == "DIRECTORY":
+                    self._insert_dir(full)
+                    continue
+                ts = self._now()
+                self._db.execute(
+                    f"INSERT INTO objects({_COLUMNS}, parent) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        full,
+                        "NOTEBOOK",
+                        obj.language,
+                        self._next_id(),
+                        obj.content,
+                        obj.ipynb,
+                        ts,
+                        ts,
+                        parent_of(full),
+                    ),
+                )
+
+    def _export_directory(self, row: _Row, fmt: str) -> tuple[bytes, str | None]:
+        """A folder as a zip in the export layout; files only with ``AUTO``."""
+        from dbx_promote.emulator import directory
+
+        prefix = row.path.rstrip("/") + "/"
+        with self._lock:
+            rows = [
+                _Row(*r)
+                for r in self._db.execute(
+                    f"SELECT {_COLUMNS} FROM objects WHERE substr(path, 1, ?)=? ORDER BY path",
+                    (len(prefix), prefix),
+                )
+            ]
+        objects = [
+            directory.ArchiveObject(
+                r.path[len(prefix) :], r.object_type, r.language, r.content, r.ipynb
+            )
+            for r in rows
+        ]
+        top = posixpath.basename(row.path) or "Workspace"
+        return directory.write_archive(top, objects, files=fmt == "AUTO"), "zip"
 
     # --- controls ------------------------------------------------------------------------
 
@@ -596,16 +666,6 @@ class Store:
                 "UPDATE objects SET content=?, ipynb=NULL, modified_at=? WHERE path=?",
                 (content, self._now(), req.canonical),
             )
-
-
-def _is_zip(content: bytes) -> bool:
-    if not content.startswith(b"PK"):
-        return False
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)):
-            return True
-    except zipfile.BadZipFile:
-        return False
 
 
 def decode_b64(value: Any) -> bytes:
