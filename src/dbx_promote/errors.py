@@ -101,6 +101,10 @@ class PermissionDenied(WorkspaceError):
     """The principal may not do this in the workspace."""
 
 
+class BulkImportRefused(WorkspaceError):
+    """The workspace refused a directory import itself (not throttling, not a fault)."""
+
+
 class LockHeld(OperationFailed):
     """Another deploy holds the folder's lock."""
 

@@ -8,6 +8,7 @@ and translates every SDK and transport error into our own error tree.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import requests
@@ -36,11 +37,13 @@ from databricks.sdk.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from databricks.sdk.errors.platform import STATUS_CODE_MAPPING
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
 from dbx_promote import __version__
 from dbx_promote.config import Environment, env_var_name, normalize_workspace_path
 from dbx_promote.errors import (
+    BulkImportRefused,
     ConnectionFailed,
     CredentialsError,
     ObjectExists,
@@ -267,6 +270,43 @@ class Workspace:
         """Create or overwrite a workspace file at ``path`` (extension kept)."""
         self._upload(path, content, ImportFormat.AUTO, None, overwrite=overwrite)
 
+    def import_directory(self, path: str, archive: bytes) -> None:
+        """Create the folder ``path`` from a zip in one request (`SOURCE`, no language).
+
+        The folder must not exist: the workspace imports a directory only as a new name.
+        A 500 or a dropped connection may or may not have applied it, so the folder is
+        looked up before the request is sent again. Raises `BulkImportRefused` when the
+        workspace refuses directory imports (a 4xx other than 429, or 501), `ObjectExists`
+        when ``path`` exists — also when the SDK itself resent the request after a dropped
+        connection and the first one had landed: whose folder it is cannot be told then —
+        and `WorkspaceError` for anything retries could not fix.
+        """
+        content = base64.b64encode(archive).decode("ascii")
+
+        def go() -> None:
+            self.client.workspace.import_(
+                path, content=content, format=ImportFormat.SOURCE, overwrite=False
+            )
+
+        try:
+            with self.throttle.slot():
+                self.pacer.wait()
+                self._call(
+                    path,
+                    go,
+                    write=True,
+                    idempotent=False,
+                    landed=lambda: self.get_status(path) is not None,
+                )
+        except ObjectExists:
+            raise
+        except WorkspaceError as exc:
+            if exc.status == 501 or (exc.status is not None and 400 <= exc.status < 500):
+                raise BulkImportRefused(
+                    str(exc), status=exc.status, error_code=exc.error_code
+                ) from exc
+            raise
+
     def create_file_exclusive(self, path: str, content: bytes) -> None:
         """Create a file only if nothing is at ``path``; `ObjectExists` otherwise."""
         self._upload(path, content, ImportFormat.AUTO, None, overwrite=False)
@@ -294,8 +334,20 @@ class Workspace:
     # --- the one place SDK errors are translated -------------------------------------
 
     def _call(
-        self, what: str, fn: Callable[[], T], *, write: bool = False, idempotent: bool = True
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        write: bool = False,
+        idempotent: bool = True,
+        landed: Callable[[], bool] | None = None,
     ) -> T:
+        """Send ``fn`` with retries; translate what still fails.
+
+        A request that is not ``idempotent`` is only sent again after a 500, 504 or a
+        dropped connection when ``landed`` is given and says that the first one did not
+        apply; when it did, the answer is None.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -313,21 +365,28 @@ class Workspace:
             except (InternalError, DeadlineExceeded) as exc:
                 # A 500 or 504 is usually transient; resending is safe when the request gives
                 # the same result twice (every write but the exclusive lock create).
-                if not idempotent:
+                if not idempotent and landed is None:
                     raise translate(exc, what) from exc
+                if not idempotent and landed is not None and landed():
+                    return cast(T, None)
                 self._backoff(what, attempt, exc, None)
                 continue
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A dropped connection may or may not have applied the write. Only
-                # requests that give the same result twice are sent again.
-                if not idempotent:
+                # requests that give the same result twice, or whose effect can be
+                # looked up, are sent again.
+                if not idempotent and landed is None:
                     raise WorkspaceError(
                         f"connection lost during {what}; the workspace did not answer"
                     ) from exc
+                if not idempotent and landed is not None and landed():
+                    return cast(T, None)
                 self._backoff(what, attempt, exc, None)
                 continue
             except DatabricksError as exc:
-                if _is_dropped(exc) and idempotent:
+                if _is_dropped(exc) and (idempotent or landed is not None):
+                    if not idempotent and landed is not None and landed():
+                        return cast(T, None)
                     self._backoff(what, attempt, exc, None)
                     continue
                 raise translate(exc, what) from exc
@@ -388,7 +447,15 @@ def translate(exc: DatabricksError, what: str) -> WorkspaceError | CredentialsEr
         return ObjectNotFound(message, status=404, error_code=code)
     if isinstance(exc, (ResourceAlreadyExists, ResourceConflict)):
         return ObjectExists(message, status=400, error_code=code)
-    return WorkspaceError(message, error_code=code)
+    return WorkspaceError(message, status=_status(exc), error_code=code)
+
+
+def _status(exc: DatabricksError) -> int | None:
+    """The HTTP status an SDK error stands for (the SDK keeps only its class)."""
+    for status, cls in STATUS_CODE_MAPPING.items():
+        if isinstance(exc, cls):
+            return status
+    return None
 
 
 def _remote(info: Any) -> RemoteObject:

@@ -5,6 +5,7 @@ All state here is guarded by one lock; nothing here sleeps while holding it.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import re
 import threading
@@ -28,6 +29,8 @@ class Fault:
     to ``nth + times - 1`` fail (``times=-1``: every one from ``nth`` on). A failing
     request gets ``status`` and ``{"error_code", "message"}``, plus ``Retry-After`` if
     ``retry_after`` is set; with ``drop=True`` the socket is closed with no response.
+    With ``after=True`` the request is applied first and only its answer is replaced:
+    a write that landed although the client saw it fail.
     """
 
     endpoint: str | None = None
@@ -40,6 +43,7 @@ class Fault:
     message: str = "Fault injected by the dbx-promote emulator."
     retry_after: int | None = None
     drop: bool = False
+    after: bool = False
 
     def __post_init__(self) -> None:
         if self.nth < 1:
@@ -195,9 +199,16 @@ class Controls:
     # --- statistics --------------------------------------------------------------------
 
     def record(
-        self, method: str, endpoint: str, path: str | None, status: int, fault: bool
+        self,
+        method: str,
+        endpoint: str,
+        path: str | None,
+        status: int,
+        fault: bool,
+        started: float | None = None,
     ) -> None:
         """Count a finished request (status 0: the connection was dropped)."""
+        now = time.time()
         with self._lock:
             self._seq += 1
             self._total += 1
@@ -214,7 +225,8 @@ class Controls:
                     "endpoint": endpoint,
                     "path": path,
                     "status": status,
-                    "ts": time.time(),
+                    "start": now if started is None else started,
+                    "ts": now,
                     "fault": fault,
                 }
             )
@@ -234,3 +246,29 @@ class Controls:
         """Every counted request since the last reset, oldest first."""
         with self._lock:
             return [dict(e) for e in self._log]
+
+
+def sequential_round_trips(log: list[dict[str, Any]]) -> int:
+    """The longest chain of logged requests each sent after the previous one was answered.
+
+    Requests that overlap in time count once, so this is the number of round trips a
+    client waited for one after another (pacing that spaces a batch out counts too).
+    """
+    spans = sorted((e["start"], e["ts"]) for e in log)
+    answered = sorted(end for _, end in spans)
+    # A Fenwick tree of prefix maxima over the answer times: the longest chain that ended
+    # by a given time, in O(log n) per request.
+    tree = [0] * (len(answered) + 1)
+    best = 0
+    for start, end in spans:
+        i, chain = bisect.bisect_right(answered, start), 0
+        while i > 0:
+            chain = max(chain, tree[i])
+            i -= i & -i
+        chain += 1
+        best = max(best, chain)
+        j = bisect.bisect_left(answered, end) + 1
+        while j <= len(answered):
+            tree[j] = max(tree[j], chain)
+            j += j & -j
+    return best

@@ -290,8 +290,10 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 60
     server: _Server
     # (method, endpoint, path) of a counted request whose response is not yet sent.
-    _pending: tuple[str, str, str | None] | None = None
+    _pending: tuple[str, str, str | None, float] | None = None
     _fault: bool = False
+    # An `after` fault: the request is applied, and its real answer thrown away.
+    _discard: bool = False
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -356,6 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
+        if self._discard:
+            return
         # Count the request before the client can see the response, so a test that
         # reads the counters right after a call always sees that call.
         self._flush_record(status)
@@ -371,8 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _flush_record(self, status: int) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            method, endpoint, path = pending
-            self.server.emulator.controls.record(method, endpoint, path, status, self._fault)
+            method, endpoint, path, started = pending
+            self.server.emulator.controls.record(
+                method, endpoint, path, status, self._fault, started
+            )
 
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"), headers=headers)
@@ -417,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = route[len(API_PREFIX) :]
         content_type = self.headers.get("Content-Type", "")
         path = _peek_path(method, query, body, content_type)
-        self._pending = (method, endpoint, path)
+        self._pending = (method, endpoint, path, time.time())
         try:
             if emu.controls.latency_ms > 0:
                 time.sleep(emu.controls.latency_ms / 1000.0)
@@ -429,6 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
             injected = emu.controls.fault_for(endpoint, path)
             if injected is not None:
                 self._fault = True
+                if injected.after:
+                    self._apply_then_discard(emu, method, endpoint, query, body, content_type)
                 if injected.drop:
                     raise _Drop()
                 extra = {}
@@ -457,6 +465,24 @@ class _Handler(BaseHTTPRequestHandler):
             )
         finally:
             self._flush_record(0)  # only still pending when no response was sent
+
+    def _apply_then_discard(
+        self,
+        emu: Emulator,
+        method: str,
+        endpoint: str,
+        query: dict[str, str],
+        body: bytes,
+        content_type: str,
+    ) -> None:
+        """Handle the request for real but send nothing: "it landed, the answer was lost"."""
+        self._discard = True
+        try:
+            self._endpoint(emu, method, endpoint, query, body, content_type)
+        except ApiError:
+            pass
+        finally:
+            self._discard = False
 
     def _endpoint(
         self,
