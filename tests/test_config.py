@@ -134,3 +134,108 @@ def test_the_same_root_in_two_workspaces_is_fine(tmp_path, monkeypatch):
         "project: app\nenvironments:\n  test: {root: /Shared/app}\n  prod: {root: /Shared/app}\n",
     )
     assert set(load_config(p).environments) == {"test", "prod"}
+
+
+# --- tests: per environment (issue 12) ---------------------------------------------------
+
+TESTS_BASE = "project: app\nenvironments:\n  test:\n    root: /Shared/app/test\n    tests:\n"
+
+
+def test_tests_settings_with_their_defaults(tmp_path):
+    p = write(
+        tmp_path, TESTS_BASE + "      notebooks: [tests/*]\n      compute: {serverless: true}\n"
+    )
+    tests = load_config(p).environment("test").tests
+    assert tests is not None
+    assert (tests.notebooks, dict(tests.compute), tests.compute_kind) == (
+        ("tests/*",), {"serverless": True}, "serverless",
+    )  # fmt: skip
+    assert (tests.timeout_minutes, tests.parallel, tests.on_failure) == (30, 4, "none")
+    assert load_config(p).environment("test").tests is not None
+
+
+def test_tests_settings_in_full_with_widgets_as_strings(tmp_path):
+    p = write(
+        tmp_path,
+        TESTS_BASE + "      notebooks: [tests/*, smoke_*]\n"
+        "      compute: {new_cluster: {spark_version: 15.4.x-scala2.12, num_workers: 1}}\n"
+        "      timeout_minutes: 20\n      parallel: 2\n      on_failure: rollback\n"
+        "      parameters: {sample_rows: 1000, strict: true}\n",
+    )
+    tests = load_config(p).environment("test").tests
+    assert tests is not None
+    assert tests.compute["new_cluster"]["num_workers"] == 1
+    assert dict(tests.parameters) == {"sample_rows": "1000", "strict": "true"}
+    assert (tests.timeout_minutes, tests.parallel, tests.on_failure) == (20, 2, "rollback")
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("      notebooks: [tests/*]\n", "tests.compute is required"),
+        ("      notebooks: [tests/*]\n      compute: {}\n", "must be exactly one of"),
+        ("      notebooks: [tests/*]\n      compute: {cluster: abc}\n", "unknown key 'cluster'"),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true, existing_cluster_id: c}\n",
+            "must be exactly one of",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: false}\n",
+            "serverless must be true",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {existing_cluster_id: ''}\n",
+            "must be a cluster id",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {new_cluster: {num_workers: 1}}\n",
+            "spark_version",
+        ),
+        ("      notebooks: [tests/*]\n      compute: serverless\n", "compute must be one of"),
+        ("      compute: {serverless: true}\n", "tests.notebooks is required"),
+        ("      notebooks: []\n      compute: {serverless: true}\n", "at least one glob"),
+        ("      notebooks: [/abs/*]\n      compute: {serverless: true}\n", "relative to the root"),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      on_failure: retry\n",
+            "on_failure 'retry' is not one of: rollback, none",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      timeout_minutes: 0\n",
+            "timeout_minutes must be an integer >= 1",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      timeout_minutes: -5\n",
+            "timeout_minutes must be an integer >= 1",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      parallel: 0\n",
+            "parallel must be an integer >= 1",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      parameters: {env: x}\n",
+            "'env' is set by dbx-promote",
+        ),
+        (
+            "      notebooks: [tests/*]\n      compute: {serverless: true}\n      retries: 2\n",
+            "unknown key 'retries'",
+        ),
+    ],
+)
+def test_bad_tests_settings_are_refused(tmp_path, body, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, TESTS_BASE + body))
+    assert needle in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_tests_problems_are_reported_with_the_rest_of_the_file(tmp_path):
+    p = write(
+        tmp_path,
+        "project: app\nenvironments:\n  test:\n    root: /Shared\n"
+        "    tests: {notebooks: [tests/*], compute: {gpu: 1}, on_failure: explode}\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    text = str(err.value)
+    assert "has 3 problems" in text
+    assert "shared top-level folder" in text and "unknown key 'gpu'" in text and "explode" in text

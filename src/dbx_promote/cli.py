@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from dbx_promote import __version__
+from dbx_promote.cli_tests import test_cmd
 from dbx_promote.errors import DbxPromoteError
 
 
@@ -696,6 +697,11 @@ def history_cmd(app: AppContext, env_name: str, output: str) -> None:
             e.by,
         )
     app.out.print(table)
+
+
+# === test (issue 12): the command lives beside its rendering in cli_tests.py =============
+
+cli.add_command(test_cmd)
 
 
 # === ado (issue 7) =========================================================================

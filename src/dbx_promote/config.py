@@ -80,7 +80,13 @@ _ENV_KEYS = {
     "lock_timeout_minutes",
     "parallel",
     "import_rate",
+    "tests",
 }
+_TESTS_KEYS = {"notebooks", "compute", "timeout_minutes", "parallel", "parameters", "on_failure"}
+_COMPUTE_KINDS = ("existing_cluster_id", "serverless", "new_cluster")
+# Widgets dbx-promote sets itself on every test run; a config parameter may not shadow them.
+TEST_BASE_PARAMETERS = ("env", "version", "digest")
+ON_FAILURE = ("none", "rollback")
 _APPROVAL_KEYS = {
     "approvers",
     "min_approvers",
@@ -106,6 +112,27 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class EnvTestSettings:
+    """An environment's `tests:`: which notebooks run as one-time job runs after a deploy.
+
+    ``compute`` is exactly one of ``{"existing_cluster_id": id}``, ``{"serverless": True}``
+    or ``{"new_cluster": {...}}`` (a cluster spec passed to the Jobs API as it is).
+    """
+
+    notebooks: tuple[str, ...]
+    compute: Mapping[str, Any]
+    timeout_minutes: int = 30
+    parallel: int = 4
+    parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    on_failure: str = "none"
+
+    @property
+    def compute_kind(self) -> str:
+        """``existing_cluster_id``, ``serverless`` or ``new_cluster``."""
+        return next(iter(self.compute))
+
+
+@dataclass(frozen=True)
 class Environment:
     """One deployment target: a folder in a workspace."""
 
@@ -124,6 +151,7 @@ class Environment:
     # Imports per second the tool paces itself to (0: no pacing). The service allows
     # about 30 per workspace; sending faster only earns 429s.
     import_rate: float = 30.0
+    tests: EnvTestSettings | None = None
 
     def resolved_root(self, user: str) -> str:
         """The root with ``{user}`` expanded, validated again after expansion."""
@@ -363,6 +391,7 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         params = {}
     ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
     approval = _parse_approval(raw.get("approval"), f"{where}.approval", problems)
+    tests = _parse_tests(raw.get("tests"), f"{where}.tests", problems)
     return Environment(
         name=name,
         root=str(root),
@@ -377,6 +406,7 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         lock_timeout_minutes=lock_timeout,
         parallel=parallel,
         import_rate=float(import_rate),
+        tests=tests,
     )
 
 
@@ -410,6 +440,84 @@ def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | Non
         ),
         branch_control=_str_tuple(branch, f"{where}.branch_control", problems),
     )
+
+
+def _parse_tests(raw: Any, where: str, problems: list[str]) -> EnvTestSettings | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where} must be a mapping with notebooks and compute")
+        return None
+    for key in sorted(set(raw) - _TESTS_KEYS):
+        problems.append(f"{where}: unknown key '{key}'")
+    notebooks = _str_tuple(raw.get("notebooks", []), f"{where}.notebooks", problems)
+    if not notebooks and "notebooks" in raw:
+        problems.append(f"{where}.notebooks must list at least one glob")
+    elif not notebooks:
+        problems.append(f"{where}.notebooks is required (globs such as tests/*)")
+    for glob in notebooks:
+        if glob.startswith("/") or ".." in glob.split("/") or not glob.strip():
+            problems.append(f"{where}.notebooks: '{glob}' must be relative to the root")
+    compute = _parse_compute(raw.get("compute"), f"{where}.compute", problems)
+    timeout = _int(raw.get("timeout_minutes", 30), f"{where}.timeout_minutes", problems, 1)
+    parallel = _int(raw.get("parallel", 4), f"{where}.parallel", problems, 1)
+    params = raw.get("parameters") or {}
+    if not isinstance(params, dict) or not all(
+        isinstance(v, (str, int, float, bool)) for v in params.values()
+    ):
+        problems.append(f"{where}.parameters must map widget names to strings or numbers")
+        params = {}
+    for name in sorted(set(map(str, params)) & set(TEST_BASE_PARAMETERS)):
+        problems.append(f"{where}.parameters: '{name}' is set by dbx-promote; pick another name")
+    on_failure = raw.get("on_failure", "none")
+    if on_failure not in ON_FAILURE:
+        problems.append(f"{where}.on_failure '{on_failure}' is not one of: rollback, none")
+        on_failure = "none"
+    if compute is None:
+        return None
+    return EnvTestSettings(
+        notebooks=notebooks,
+        compute=MappingProxyType(compute),
+        timeout_minutes=timeout,
+        parallel=parallel,
+        # Widgets are strings; YAML `1000` or `true` would otherwise arrive as other types.
+        parameters=MappingProxyType({str(k): _widget(v) for k, v in params.items()}),
+        on_failure=str(on_failure),
+    )
+
+
+def _parse_compute(raw: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
+    choices = "{existing_cluster_id: ID}, {serverless: true} or {new_cluster: {...}}"
+    if raw is None:
+        problems.append(f"{where} is required: {choices}")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where} must be one of {choices}")
+        return None
+    unknown = sorted(set(map(str, raw)) - set(_COMPUTE_KINDS))
+    for key in unknown:
+        problems.append(f"{where}: unknown key '{key}' (use one of {choices})")
+    kinds = [k for k in _COMPUTE_KINDS if k in raw]
+    if len(kinds) != 1:
+        if not unknown:
+            problems.append(f"{where} must be exactly one of {choices}")
+        return None
+    kind, value = kinds[0], raw[kinds[0]]
+    if kind == "existing_cluster_id" and (not isinstance(value, str) or not value.strip()):
+        problems.append(f"{where}.existing_cluster_id must be a cluster id")
+    elif kind == "serverless" and value is not True:
+        problems.append(f"{where}.serverless must be true (or pick another compute)")
+    elif kind == "new_cluster" and not (isinstance(value, dict) and "spark_version" in value):
+        problems.append(f"{where}.new_cluster must be a cluster spec with at least spark_version")
+    else:
+        return {kind: value.strip() if isinstance(value, str) else value}
+    return None
+
+
+def _widget(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _check_requires(envs: dict[str, Environment], problems: list[str]) -> None:

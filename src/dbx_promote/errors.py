@@ -131,3 +131,15 @@ class VerificationFailed(DeployFailed):
 
 class AzureDevOpsError(OperationFailed):
     """The Azure DevOps service refused or failed a request."""
+
+
+class TestsFailed(OperationFailed):
+    """An environment's tests ran and not all of them passed (or some could not start)."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+
+class TestsInterrupted(OperationFailed):
+    """Ctrl-C or SIGTERM stopped the tests; the runs they started were cancelled."""
+
+    __test__ = False

@@ -52,7 +52,7 @@ from dbx_promote.errors import (
 )
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
 from dbx_promote.record import STATE_DIR
-from dbx_promote.remote import RemoteObject
+from dbx_promote.remote import JobRun, JobRunOutput, RemoteObject, RunSpec
 
 log = logging.getLogger("dbx_promote.workspace")
 
@@ -331,6 +331,82 @@ class Workspace:
             self.pacer.wait()
             self._call(path, go, write=True, idempotent=overwrite)
 
+    # --- one-time job runs (an environment's tests) ----------------------------------
+
+    def submit_run(self, spec: RunSpec) -> int:
+        """Submit one notebook run (`runs/submit`); its run id.
+
+        The idempotency token makes a resend safe: if a first submit started the run and
+        only its answer was lost, the service hands back that run instead of a second one.
+        """
+        from databricks.sdk.service import compute, jobs
+
+        task = jobs.SubmitTask(
+            task_key=spec.task_key,
+            notebook_task=jobs.NotebookTask(
+                notebook_path=spec.notebook_path,
+                base_parameters=dict(spec.base_parameters),
+                source=jobs.Source.WORKSPACE,
+            ),
+            timeout_seconds=spec.timeout_seconds,
+        )
+        # Serverless is the absence of any cluster: notebook tasks need no environment.
+        if "existing_cluster_id" in spec.compute:
+            task.existing_cluster_id = str(spec.compute["existing_cluster_id"])
+        elif "new_cluster" in spec.compute:
+            task.new_cluster = compute.ClusterSpec.from_dict(dict(spec.compute["new_cluster"]))
+
+        def go() -> int:
+            waiter = self.client.jobs.submit(
+                run_name=spec.run_name,
+                tasks=[task],
+                timeout_seconds=spec.timeout_seconds,
+                idempotency_token=spec.idempotency_token,
+            )
+            return int(waiter.run_id)
+
+        return self._call(f"submit {spec.notebook_path}", go)
+
+    def get_run(self, run_id: int) -> JobRun:
+        """The run's state (`runs/get`); `ObjectNotFound` when it does not exist."""
+        run = self._call(f"run {run_id}", lambda: self.client.jobs.get_run(run_id))
+        state, status = run.state, run.status
+        details = status.termination_details if status else None
+        return JobRun(
+            run_id=int(run.run_id or run_id),
+            run_page_url=run.run_page_url,
+            life_cycle_state=_enum(state.life_cycle_state) if state else None,
+            result_state=_enum(state.result_state) if state else None,
+            state_message=state.state_message if state else None,
+            status_state=_enum(status.state) if status else None,
+            termination_code=_enum(details.code) if details else None,
+            termination_type=_enum(details.type) if details else None,
+            termination_message=details.message if details else None,
+            start_time=run.start_time,
+            end_time=run.end_time,
+            task_run_ids=tuple(int(t.run_id) for t in run.tasks or [] if t.run_id is not None),
+        )
+
+    def get_run_output(self, task_run_id: int) -> JobRunOutput:
+        """A task run's `dbutils.notebook.exit` value and error (`runs/get-output`).
+
+        Only a task run has output: the parent run's id gets a 400 from the service.
+        """
+        out = self._call(
+            f"output of run {task_run_id}", lambda: self.client.jobs.get_run_output(task_run_id)
+        )
+        notebook = out.notebook_output
+        return JobRunOutput(
+            result=notebook.result if notebook else None,
+            truncated=bool(notebook.truncated) if notebook else False,
+            error=out.error,
+            error_trace=out.error_trace,
+        )
+
+    def cancel_run(self, run_id: int) -> None:
+        """Ask the service to cancel a run (`runs/cancel`); it stops asynchronously."""
+        self._call(f"cancel run {run_id}", lambda: self.client.jobs.cancel_run(run_id))
+
     # --- the one place SDK errors are translated -------------------------------------
 
     def _call(
@@ -458,14 +534,15 @@ def _status(exc: DatabricksError) -> int | None:
     return None
 
 
-def _remote(info: Any) -> RemoteObject:
-    def enum(v: Any) -> str | None:
-        return None if v is None else str(getattr(v, "value", v))
+def _enum(v: Any) -> str | None:
+    return None if v is None else str(getattr(v, "value", v))
 
+
+def _remote(info: Any) -> RemoteObject:
     return RemoteObject(
         path=normalize_workspace_path(info.path or ""),
-        object_type=enum(info.object_type) or "UNKNOWN",
-        language=enum(info.language),
+        object_type=_enum(info.object_type) or "UNKNOWN",
+        language=_enum(info.language),
         object_id=info.object_id,
         modified_at=info.modified_at,
         size=info.size,
