@@ -13,8 +13,8 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.console import Console
 from dbx_promote import __version__
 from dbx_promote.cli_tests import test_cmd
 from dbx_promote.errors import DbxPromoteError
+
+if TYPE_CHECKING:
+    from dbx_promote.ci import CISystem
 
 
 @dataclass
@@ -32,10 +35,20 @@ class AppContext:
     debug: bool
     out: Console
     err: Console
+    _ci: CISystem | None = field(default=None, repr=False)
 
     @property
-    def in_pipeline(self) -> bool:
-        return os.environ.get("TF_BUILD", "").lower() == "true"
+    def ci(self) -> CISystem:
+        """The CI system of this run (a no-op outside CI): annotations, summary, outputs."""
+        if self._ci is None:
+            self._ci = _detect_ci()
+        return self._ci
+
+
+def _detect_ci() -> CISystem:
+    from dbx_promote.ci import detect
+
+    return detect(out=click.echo, err=lambda line: click.echo(line, err=True))
 
 
 def emit_json(obj: Any) -> None:
@@ -188,6 +201,8 @@ def build_cmd(
         release=release,
     )
     artifact = build_artifact(options, Path(out_dir) if out_dir else config.base_dir / "dist")
+    if output != "json" or app.ci.stdout_free:
+        app.ci.outputs({"version": artifact.version, "digest": artifact.digest})
     if output == "json":
         emit_json(_artifact_summary(artifact))
         return
@@ -279,10 +294,7 @@ class CliEvents:
         from dbx_promote.redact import redact
 
         self.app.err.print(f"[yellow]warning:[/yellow] {redact(message)}", highlight=False)
-        if self.app.in_pipeline:
-            from dbx_promote.azure.logging_commands import log_issue
-
-            click.echo(log_issue("warning", redact(message)))
+        self.app.ci.warning(redact(message))
 
     def close(self) -> None:
         if self._progress is not None:
@@ -330,22 +342,16 @@ def _render_plan(app: AppContext, result: Any) -> None:
 
 
 def _pipeline_outputs(app: AppContext, result: Any, *, title: str) -> None:
-    """Under Azure Pipelines: the plan as a run summary, tag and output variable."""
-    if not app.in_pipeline:
+    """Under CI: the plan as a run summary, a run tag, and version/digest as outputs."""
+    ci = app.ci
+    if not ci.active:
         return
-    import tempfile
+    from dbx_promote.ci.markdown import plan_summary_markdown
 
-    from dbx_promote.azure import logging_commands as vso
-
-    data = result.to_dict()
-    fd, path = tempfile.mkstemp(prefix=f"dbx-promote-{result.env}-", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"## {title}\n\n" + vso.plan_summary_markdown(data))
-    click.echo(vso.upload_summary(path))
+    ci.summary(f"## {title}\n\n" + plan_summary_markdown(result.to_dict()), name=result.env)
     if not result.dry_run:
-        click.echo(vso.add_build_tag(f"dbx-{result.env}-{result.version}"))
-    click.echo(vso.set_variable("dbxPromoteVersion", result.version, is_output=True))
-    click.echo(vso.set_variable("dbxPromoteDigest", result.digest, is_output=True))
+        ci.tag(f"dbx-{result.env}-{result.version}")
+    ci.outputs({"version": result.version, "digest": result.digest})
 
 
 def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None) -> None:
@@ -361,20 +367,12 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
     if output == "json":
         emit_json(result.to_dict())
     else:
-        if app.in_pipeline:
-            # The plan folds away in the pipeline log; the outcome line below stays visible.
-            from dbx_promote.azure.logging_commands import group_end, group_start
-
-            counts = result.plan.counts()
-            click.echo(
-                group_start(
-                    f"dbx-promote plan for {result.env}: {counts['create']} create, "
-                    f"{counts['update']} update, {counts['delete']} delete"
-                )
-            )
-            _render_plan(app, result)
-            click.echo(group_end())
-        else:
+        # The plan folds away in a CI log; the outcome line below stays visible.
+        counts = result.plan.counts()
+        with app.ci.group(
+            f"dbx-promote plan for {result.env}: {counts['create']} create, "
+            f"{counts['update']} update, {counts['delete']} delete"
+        ):
             _render_plan(app, result)
         if plan_out:
             app.out.print(f"plan saved to {plan_out}", highlight=False)
@@ -393,7 +391,7 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
                 f"({result.requests} requests{backups})",
                 highlight=False,
             )
-    if output != "json":  # stdout must stay one JSON object
+    if output != "json" or app.ci.stdout_free:  # stdout must stay one JSON object
         _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
 
 
@@ -601,8 +599,12 @@ def _render_status(app: AppContext, st: Any) -> None:
         app.out.print("  nothing deployed yet", highlight=False)
     else:
         who = d["deployed_by"]
-        if d["pipeline"] and d["pipeline"].get("run_url"):
-            who += f" via {d['pipeline']['run_url']}"
+        run = d["pipeline"] or {}
+        person = run.get("actor") or run.get("requested_for")
+        if person and person != who:
+            who += f" for {person}"
+        if run.get("run_url"):
+            who += f" via {run['run_url']}"
         rows = [
             ("version", d["version"]),
             ("digest", d["digest"]),
@@ -758,7 +760,6 @@ def ado_ensure_environments(
     Idempotent: a second run changes nothing. The token comes from AZURE_DEVOPS_PAT,
     AZURE_DEVOPS_EXT_PAT or SYSTEM_ACCESSTOKEN, never from the command line.
     """
-    from dbx_promote.azure import logging_commands
     from dbx_promote.azure.environments import ensure_environments
     from dbx_promote.config import load_config
 
@@ -780,16 +781,13 @@ def ado_ensure_environments(
     if output == "json":
         emit_json({"dry_run": dry_run, "changes": [c.as_dict() for c in changes]})
         return
-    if app.in_pipeline:
-        click.echo(logging_commands.group_start("ado ensure-environments"))
     verb = {"create-environment": "create", "create-check": "create", "update-check": "update"}
-    for change in changes:
-        label = verb.get(change.kind, "ok")
-        if dry_run and label != "ok":
-            label = f"would {label}"
-        app.out.print(f"{label:<14} {change.target:<28} {change.detail}", highlight=False)
-    if app.in_pipeline:
-        click.echo(logging_commands.group_end())
+    with app.ci.group("ado ensure-environments"):
+        for change in changes:
+            label = verb.get(change.kind, "ok")
+            if dry_run and label != "ok":
+                label = f"would {label}"
+            app.out.print(f"{label:<14} {change.target:<28} {change.detail}", highlight=False)
     todo = sum(c.kind != "unchanged" for c in changes)
     done = "to make" if dry_run else "made"
     summary = f"{todo} change(s) {done}" if todo else "nothing to change"
@@ -799,15 +797,13 @@ def ado_ensure_environments(
 # === entry point ===========================================================================
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
+    from dbx_promote.ci import report_failure
     from dbx_promote.redact import redact
 
     line = redact(" ".join(message.split()))
     click.echo(f"error: {line}", err=True)
-    if os.environ.get("TF_BUILD", "").lower() == "true":
-        from dbx_promote.azure.logging_commands import log_issue
-
-        click.echo(log_issue("error", line))
+    report_failure(_detect_ci(), line, exc)
     sys.exit(code)
 
 
@@ -840,7 +836,7 @@ def main(argv: list[str] | None = None) -> None:
     except DbxPromoteError as exc:
         if debug:
             _print_redacted_traceback()
-        _fail(str(exc), exc.exit_code)
+        _fail(str(exc), exc.exit_code, exc)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:

@@ -8,6 +8,8 @@ operation was attempted and did not succeed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class DbxPromoteError(Exception):
     """Base class of every error dbx-promote raises on purpose."""
@@ -44,11 +46,18 @@ class ArtifactError(BadInput):
 
 
 class BuildError(BadInput):
-    """The notebooks cannot be packaged; ``problems`` lists every reason found."""
+    """The notebooks cannot be packaged; ``problems`` lists every reason found.
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+    ``source`` is the folder the problems' paths are relative to (when they name files), so
+    a CI system can link each problem to its file.
+    """
+
+    def __init__(
+        self, message: str, problems: list[str] | None = None, *, source: Path | None = None
+    ) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+        self.source = source
 
 
 class CredentialsError(BadInput):

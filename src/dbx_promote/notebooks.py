@@ -436,7 +436,9 @@ def discover(
     if problems:
         noun = "problem" if len(problems) == 1 else "problems"
         raise BuildError(
-            f"cannot build: {len(problems)} {noun}: " + "; ".join(problems), problems=problems
+            f"cannot build: {len(problems)} {noun}: " + "; ".join(problems),
+            problems=problems,
+            source=source,
         )
     if not objects:
         raise BuildError(f"nothing to build: no files under {source} match the include globs")

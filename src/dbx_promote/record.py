@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import socket
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -255,26 +255,11 @@ def _corrupt(where: str, why: str) -> str:
     )
 
 
-def pipeline_context(env: dict[str, str] | None = None) -> dict[str, str] | None:
-    """Azure Pipelines run details from the agent's predefined variables, if any."""
-    env = dict(os.environ if env is None else env)
-    if env.get("TF_BUILD", "").lower() != "true":
-        return None
-    collection = env.get("SYSTEM_COLLECTIONURI", "").rstrip("/")
-    project = env.get("SYSTEM_TEAMPROJECT", "")
-    build_id = env.get("BUILD_BUILDID", "")
-    ctx = {
-        "build_number": env.get("BUILD_BUILDNUMBER", ""),
-        "build_id": build_id,
-        "source_branch": env.get("BUILD_SOURCEBRANCH", ""),
-        "source_version": env.get("BUILD_SOURCEVERSION", ""),
-        "requested_for": env.get("BUILD_REQUESTEDFOR", ""),
-        "stage": env.get("SYSTEM_STAGENAME", ""),
-        "pipeline": env.get("BUILD_DEFINITIONNAME", ""),
-    }
-    if collection and project and build_id:
-        ctx["run_url"] = f"{collection}/{project}/_build/results?buildId={build_id}"
-    return {k: v for k, v in ctx.items() if v}
+def pipeline_context(env: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The CI run that is deploying (Azure Pipelines, GitHub Actions), if any."""
+    from dbx_promote.ci import detect
+
+    return detect(env).run_context()
 
 
 def local_identity() -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Azure Pipelines logging commands (``##vso[...]``) and the Markdown run summary.
+"""Azure Pipelines logging commands (``##vso[...]``).
 
 Pure string functions: they return the line to print; ``cli.py`` prints it. The escaping
 follows the agent (microsoft/azure-pipelines-agent ``CommandStringConvertor``) and
@@ -10,13 +10,13 @@ separates properties and ``]`` ends the property list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
+
+# The summary Markdown is shared with GitHub Actions; kept importable from here.
+from dbx_promote.ci.markdown import SUMMARY_LIST_CAP, plan_summary_markdown
 
 IssueType = Literal["error", "warning"]
-
-# Paths listed per change kind in the summary; a 10 000-notebook plan must stay readable.
-SUMMARY_LIST_CAP = 50
 
 
 def escape_data(value: object) -> str:
@@ -115,82 +115,16 @@ def in_pipeline(env: Mapping[str, str] | None = None) -> bool:
     return source.get("TF_BUILD", "").lower() == "true"
 
 
-def _md(text: object) -> str:
-    """Make a value safe inside a Markdown table cell or list item."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "'").replace("\n", " ")
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return []
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, (list, tuple)):
-        return len(value)
-    return 0
-
-
-def _path_list(title: str, paths: Iterable[str], cap: int) -> list[str]:
-    paths = list(paths)
-    if not paths:
-        return []
-    lines = [f"**{title}** ({len(paths)})", ""]
-    lines += [f"- `{_md(p)}`" for p in paths[:cap]]
-    if len(paths) > cap:
-        lines.append(f"- … and {len(paths) - cap} more")
-    lines.append("")
-    return lines
-
-
-def plan_summary_markdown(result: Mapping[str, Any], *, cap: int = SUMMARY_LIST_CAP) -> str:
-    """Markdown for the run summary from a deploy/plan JSON result.
-
-    :param result: the ``--output json`` object of ``deploy``: ``env``, ``version``,
-        ``digest``, ``dry_run``, ``changes`` (``create``/``update``/``delete``/``drift``/
-        ``unmanaged`` lists of paths, ``unchanged`` a count or a list), ``verified``.
-        Missing keys are shown as empty rather than failing: the summary must never be
-        the reason a deployment step fails.
-    :param cap: at most this many paths are listed per kind.
-    :return: the Markdown text (ends with a newline).
-    """
-    changes = result.get("changes") or {}
-    env = result.get("env", "?")
-    dry_run = bool(result.get("dry_run"))
-    title = f"dbx-promote {'plan' if dry_run else 'deployment'}: {_md(env)}"
-    verified = result.get("verified")
-    verified_text = {True: "yes", False: "**NO**", None: "not run"}.get(verified, _md(verified))
-    lines = [
-        f"## {title}",
-        "",
-        f"- Version: `{_md(result.get('version', '?'))}`",
-        f"- Digest: `{_md(result.get('digest', '?'))}`",
-        f"- Mode: {'dry run (nothing written)' if dry_run else 'applied'}",
-    ]
-    if not dry_run:
-        lines.append(f"- Verified: {verified_text}")
-    lines += ["", "| change | count |", "|---|---:|"]
-    for kind in ("create", "update", "delete", "unchanged", "drift", "unmanaged"):
-        lines.append(f"| {kind} | {_count(changes.get(kind))} |")
-    lines.append("")
-    drift = _as_list(changes.get("drift"))
-    if drift:
-        lines += [
-            "> **Drift:** these objects were edited in the workspace by hand; they are "
-            "backed up before being overwritten.",
-            "",
-        ]
-    for kind, heading in (
-        ("create", "Create"),
-        ("update", "Update"),
-        ("delete", "Delete"),
-        ("drift", "Drift (edited by hand)"),
-        ("unmanaged", "Not managed by dbx-promote (left alone)"),
-    ):
-        lines += _path_list(heading, _as_list(changes.get(kind)), cap)
-    return "\n".join(lines).rstrip("\n") + "\n"
+__all__ = [
+    "SUMMARY_LIST_CAP",
+    "add_build_tag",
+    "escape_data",
+    "escape_property",
+    "group_end",
+    "group_start",
+    "in_pipeline",
+    "log_issue",
+    "plan_summary_markdown",
+    "set_variable",
+    "upload_summary",
+]
