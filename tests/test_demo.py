@@ -30,7 +30,9 @@ def run_demo(demo_dir: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         env=env,
         stdin=subprocess.DEVNULL,
-        timeout=120,
+        # Generous: the demo runs a dozen CLI processes, and a loaded 2-core machine (several
+        # suites at once) took over 120 s. The bound only stops a hung demo.
+        timeout=600,
     )
 
 
