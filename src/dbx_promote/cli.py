@@ -118,6 +118,23 @@ def emulator() -> None:
 @click.option(
     "--import-rate-limit", default=None, type=float, help="Imports per second before 429."
 )
+@click.option(
+    "--cluster",
+    "clusters",
+    multiple=True,
+    metavar="ID",
+    help="An existing cluster id one-time runs may use (repeatable; serverless always works).",
+)
+@click.option(
+    "--run-start-delay",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long a submitted run stays PENDING.",
+)
+@click.option(
+    "--no-exec", is_flag=True, help="Execute no notebook: runs follow job rules, else SUCCESS."
+)
 def emulator_serve(
     host: str,
     port: int,
@@ -125,8 +142,11 @@ def emulator_serve(
     user: str,
     latency_ms: float,
     import_rate_limit: float | None,
+    clusters: tuple[str, ...],
+    run_start_delay: float,
+    no_exec: bool,
 ) -> None:
-    """Serve the Workspace API until SIGINT or SIGTERM."""
+    """Serve the Workspace and Jobs APIs until SIGINT or SIGTERM."""
     import signal
 
     from dbx_promote.emulator import Emulator
@@ -137,6 +157,9 @@ def emulator_serve(
             user=user,
             latency_ms=latency_ms,
             import_rate_limit=import_rate_limit,
+            clusters=clusters,
+            run_start_delay_s=run_start_delay,
+            execute_notebooks=not no_exec,
         ).start(host, port)
     except OSError as exc:
         raise DbxPromoteError(f"cannot start the emulator on {host}:{port}: {exc}") from exc

@@ -1,4 +1,4 @@
-"""A local Databricks Workspace API 2.0 emulator for tests, benchmarks and offline trials.
+"""A local Databricks workspace emulator (Workspace API 2.0, Jobs one-time runs) for tests.
 
 See ``docs/emulator.md`` for the endpoints, the control API and every choice made where
 the real service's behaviour is not known.
@@ -7,8 +7,8 @@ the real service's behaviour is not known.
 from __future__ import annotations
 
 from dbx_promote.emulator.client import EmulatorControl
-from dbx_promote.emulator.control import Fault
+from dbx_promote.emulator.control import Fault, JobRule
 from dbx_promote.emulator.server import Emulator
 from dbx_promote.emulator.store import ApiError
 
-__all__ = ["ApiError", "Emulator", "EmulatorControl", "Fault"]
+__all__ = ["ApiError", "Emulator", "EmulatorControl", "Fault", "JobRule"]

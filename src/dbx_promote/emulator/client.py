@@ -7,9 +7,10 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
-from dbx_promote.emulator.control import Fault
+from dbx_promote.emulator.control import Fault, JobRule
 from dbx_promote.emulator.store import ApiError
 
 
@@ -78,6 +79,29 @@ class EmulatorControl:
         """Accept directory imports, refuse them (400), or land them with one notebook
         missing (``accept``, ``refuse``, ``drop-one``)."""
         self._call("POST", "settings", {"directory_import": mode})
+
+    def add_job_rule(self, rule: JobRule) -> None:
+        """Arm a `JobRule` that scripts the outcome of matching notebook task runs."""
+        self._call("POST", "jobs/rules", rule.to_dict())
+
+    def clear_job_rules(self) -> None:
+        """Disarm every job rule."""
+        self._call("DELETE", "jobs/rules")
+
+    def configure_jobs(
+        self,
+        start_delay_s: float | None = None,
+        clusters: Iterable[str] | None = None,
+        execute: bool | None = None,
+    ) -> None:
+        """Set the runs' start delay, the existing cluster ids, or notebook execution."""
+        body: dict[str, Any] = {"start_delay_s": start_delay_s, "execute": execute}
+        body["clusters"] = None if clusters is None else list(clusters)
+        self._call("POST", "jobs/settings", body)
+
+    def job_runs(self) -> list[dict[str, Any]]:
+        """Every one-time run since the last reset, oldest first, as ``runs/get`` shows it."""
+        return list(self._json("GET", "jobs/runs"))
 
     def counters(self) -> dict[str, Any]:
         """Request counts since the last reset."""

@@ -12,9 +12,24 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dbx_promote.emulator.store import ApiError, invalid
+
+if TYPE_CHECKING:
+    from dbx_promote.emulator.jobs import Jobs
 
 WRITE_ENDPOINTS = frozenset({"import", "mkdirs", "delete"})
+_T = TypeVar("_T")
+
+
+def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
+    """``cls(**data)`` for a dataclass, refusing unknown fields with a ValueError."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,7 @@ class Fault:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
         """Build from the control API's JSON; raise ValueError/TypeError on bad fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Fault fields: {sorted(unknown)}")
-        return cls(**data)
+        return _from_dict(cls, data)
 
     def matches(self, endpoint: str, path: str | None) -> bool:
         """Whether a request to ``endpoint`` on ``path`` is one this fault counts."""
@@ -78,6 +89,53 @@ class Fault:
         return self.path_glob is None or (
             path is not None and fnmatch.fnmatchcase(path, self.path_glob)
         )
+
+
+JOB_RESULT_STATES = ("SUCCESS", "FAILED", "TIMEDOUT", "CANCELED")
+
+
+@dataclass(frozen=True)
+class JobRule:
+    """A scripted outcome for notebook task runs whose notebook matches ``path_glob``.
+
+    ``path_glob`` is fnmatch on the canonical notebook path (no ``/Workspace`` prefix;
+    ``*`` also matches ``/``). A matching task runs for ``duration_s`` seconds (cut short
+    by its timeout, which makes it TIMEDOUT, or by a cancel) and then ends in
+    ``result_state`` with ``result`` as its ``dbutils.notebook.exit`` value, or with
+    ``error`` / ``error_trace`` when FAILED, and ``logs``. A rule applies to ``times``
+    runs from when it was added (-1: every one). The first matching rule added wins; a
+    rule beats executing the notebook.
+    """
+
+    path_glob: str = "*"
+    result_state: str = "SUCCESS"
+    result: str | None = None
+    error: str | None = None
+    error_trace: str | None = None
+    logs: str | None = None
+    duration_s: float = 0.0
+    times: int = -1
+
+    def __post_init__(self) -> None:
+        if self.result_state not in JOB_RESULT_STATES:
+            raise ValueError(f"JobRule.result_state must be one of {', '.join(JOB_RESULT_STATES)}")
+        if self.duration_s < 0:
+            raise ValueError("JobRule.duration_s must be >= 0")
+        if self.times == 0 or self.times < -1:
+            raise ValueError("JobRule.times must be >= 1, or -1 for forever")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by the control API."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRule:
+        """Build from the control API's JSON; raise ValueError/TypeError on bad fields."""
+        return _from_dict(cls, data)
+
+    def matches(self, path: str) -> bool:
+        """Whether a task run of the notebook at canonical ``path`` follows this rule."""
+        return fnmatch.fnmatchcase(path, self.path_glob)
 
 
 class _ArmedFault:
@@ -272,3 +330,29 @@ def sequential_round_trips(log: list[dict[str, Any]]) -> int:
             tree[j] = max(tree[j], chain)
             j += j & -j
     return best
+
+
+def jobs_control(jobs: Jobs, method: str, name: str, data: dict[str, Any]) -> Any:
+    """The jobs part of the control API (``/_emulator/jobs/<name>``); raise `ApiError`."""
+    try:
+        if (method, name) == ("POST", "rules"):
+            jobs.add_rule(JobRule.from_dict(data))
+            return {}
+        if (method, name) == ("DELETE", "rules"):
+            jobs.clear_rules()
+            return {}
+        if (method, name) == ("POST", "settings"):
+            clusters = data.get("clusters")
+            if clusters is not None and not (
+                isinstance(clusters, list) and all(isinstance(c, str) for c in clusters)
+            ):
+                raise ValueError("clusters must be a list of strings")
+            jobs.configure(data.get("start_delay_s"), clusters, data.get("execute"))
+            return {}
+        if (method, name) == ("GET", "settings"):
+            return jobs.settings()
+        if (method, name) == ("GET", "runs"):
+            return jobs.runs()
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Bad jobs control request: {exc}") from None
+    raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No control API found for '{method} /jobs/{name}'")

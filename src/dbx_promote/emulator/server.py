@@ -15,11 +15,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from dbx_promote.emulator.control import Controls, Fault
+from dbx_promote.emulator.control import Controls, Fault, JobRule, jobs_control
+from dbx_promote.emulator.jobs import Jobs, jobs_endpoint
 from dbx_promote.emulator.store import (
     EXPORT_FORMATS,
     IMPORT_FORMATS,
@@ -57,6 +59,9 @@ class Emulator:
 
     ``state_dir`` keeps the tree in ``<state_dir>/workspace.db`` across restarts (in
     memory when None). ``user`` is the SCIM ``userName`` and names ``/Users/<user>``.
+    ``clusters`` are the existing cluster ids one-time runs may use (serverless always
+    works); runs stay PENDING for ``run_start_delay_s``; ``execute_notebooks=False``
+    runs no notebook (every run follows the job rules, else SUCCESS).
     """
 
     def __init__(
@@ -66,11 +71,23 @@ class Emulator:
         latency_ms: float = 0.0,
         import_rate_limit: float | None = None,
         workspace_id: str = "424242",
+        clusters: Iterable[str] = (),
+        run_start_delay_s: float = 0.0,
+        execute_notebooks: bool = True,
     ) -> None:
         self.user = user
         self.workspace_id = workspace_id
         self.store = Store(state_dir, user)
         self.controls = Controls(latency_ms, import_rate_limit)
+        self.jobs = Jobs(
+            self.store,
+            user,
+            lambda: self.url,
+            workspace_id,
+            clusters=clusters,
+            start_delay_s=run_start_delay_s,
+            execute=execute_notebooks,
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()
@@ -112,6 +129,7 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.jobs.reset()
         self.store.close()
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 8765) -> None:
@@ -137,7 +155,11 @@ class Emulator:
     # --- controls ------------------------------------------------------------------------
 
     def reset(self, settings: bool = False) -> None:
-        """Empty the tree (roots kept); clear faults, counters and log; settings optional."""
+        """Empty the tree (roots kept); clear faults, counters, log, runs and job rules.
+
+        With ``settings``, also latency, rate limit and the jobs settings.
+        """
+        self.jobs.reset(settings=settings)
         self.store.reset()
         self.controls.reset(settings=settings)
 
@@ -161,6 +183,27 @@ class Emulator:
         """Accept directory imports, refuse them (400), or land them with one notebook
         missing (``accept``, ``refuse``, ``drop-one``)."""
         self.controls.set_directory_import(mode)
+
+    def add_job_rule(self, rule: JobRule) -> None:
+        """Arm a `JobRule` that scripts the outcome of matching notebook task runs."""
+        self.jobs.add_rule(rule)
+
+    def clear_job_rules(self) -> None:
+        """Disarm every job rule."""
+        self.jobs.clear_rules()
+
+    def configure_jobs(
+        self,
+        start_delay_s: float | None = None,
+        clusters: Iterable[str] | None = None,
+        execute: bool | None = None,
+    ) -> None:
+        """Set the runs' start delay, the existing cluster ids, or notebook execution."""
+        self.jobs.configure(start_delay_s, clusters, execute)
+
+    def job_runs(self) -> list[dict[str, Any]]:
+        """Every one-time run since the last reset, oldest first, as ``runs/get`` shows it."""
+        return self.jobs.runs()
 
     def counters(self) -> dict[str, Any]:
         """Request counts since the last reset (Workspace API and SCIM only)."""
@@ -294,6 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
     _fault: bool = False
     # An `after` fault: the request is applied, and its real answer thrown away.
     _discard: bool = False
+    _jobs_endpoint: str | None = None
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -406,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
                 200, {"workspace_id": emu.workspace_id, "oidc_endpoint": f"{emu.url}/oidc"}
             )
             return
-        if not route.startswith(API_PREFIX):
+        if not route.startswith(API_PREFIX) and jobs_endpoint(route) is None:
             self._send_json(
                 404,
                 {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{route}'"},
@@ -417,12 +461,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(
         self, emu: Emulator, method: str, route: str, query: dict[str, str], body: bytes
     ) -> None:
-        if route.startswith(WORKSPACE_PREFIX):
+        self._jobs_endpoint = jobs_endpoint(route)
+        if self._jobs_endpoint is not None:
+            endpoint = "jobs/" + self._jobs_endpoint
+        elif route.startswith(WORKSPACE_PREFIX):
             endpoint = route[len(WORKSPACE_PREFIX) :]
         else:
             endpoint = route[len(API_PREFIX) :]
         content_type = self.headers.get("Content-Type", "")
-        path = _peek_path(method, query, body, content_type)
+        path = None if self._jobs_endpoint else _peek_path(method, query, body, content_type)
         self._pending = (method, endpoint, path, time.time())
         try:
             if emu.controls.latency_ms > 0:
@@ -494,6 +541,10 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str,
     ) -> None:
         store = emu.store
+        if self._jobs_endpoint is not None:
+            data = _json_body(body) if method == "POST" else {}
+            self._send_json(200, emu.jobs.handle(method, self._jobs_endpoint, query, data))
+            return
         if endpoint == SCIM_ME:
             if method != "GET":
                 raise _method_not_allowed(method, endpoint)
@@ -585,6 +636,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, emu.tree(query.get("root") or "/"))
             elif key == ("GET", "read"):
                 self._send(200, emu.read(query.get("path", "")), "application/octet-stream")
+            elif name.startswith("jobs/"):
+                self._send_json(200, jobs_control(emu.jobs, method, name[5:], data))
             elif key == ("POST", "hand-edit"):
                 raw = data.get("content_b64")
                 content = None if raw is None else decode_b64(raw)
