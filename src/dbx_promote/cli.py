@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from dbx_promote import __version__
+from dbx_promote.cli_doctor import doctor_cmd
 from dbx_promote.cli_tests import test_cmd
 from dbx_promote.errors import DbxPromoteError
 
@@ -724,10 +725,14 @@ def history_cmd(app: AppContext, env_name: str, output: str) -> None:
     app.out.print(table)
 
 
-# === test (issue 12): the command lives beside its rendering in cli_tests.py =============
+# === test (issue 12): the command lives beside its rendering in cli_tests.py ======
+
 
 cli.add_command(test_cmd)
 
+# === doctor (issue 17): in cli_doctor.py ===================================================
+
+cli.add_command(doctor_cmd)
 
 # === ado (issue 7) =========================================================================
 

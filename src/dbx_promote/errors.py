@@ -138,6 +138,10 @@ class VerificationFailed(DeployFailed):
     """After apply, the folder did not match the plan."""
 
 
+class ChecksFailed(OperationFailed):
+    """`doctor` found at least one problem (each is a failed check in its report)."""
+
+
 class AzureDevOpsError(OperationFailed):
     """The Azure DevOps service refused or failed a request."""
 

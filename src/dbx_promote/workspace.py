@@ -52,7 +52,7 @@ from dbx_promote.errors import (
 )
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
 from dbx_promote.record import STATE_DIR
-from dbx_promote.remote import JobRun, JobRunOutput, RemoteObject, RunSpec
+from dbx_promote.remote import Grant, Identity, JobRun, JobRunOutput, RemoteObject, RunSpec
 
 log = logging.getLogger("dbx_promote.workspace")
 
@@ -180,6 +180,36 @@ class Workspace:
         """The signed-in principal's user name (SCIM Me)."""
         me = self._call("who am I", lambda: self.client.current_user.me())
         return str(me.user_name or me.display_name or me.id or "unknown")
+
+    def whoami(self) -> Identity:
+        """The signed-in principal: user name, display name, groups and auth method."""
+        me = self._call("who am I", lambda: self.client.current_user.me())
+        groups = tuple(str(g.display) for g in (me.groups or []) if g.display)
+        return Identity(
+            user_name=str(me.user_name or me.display_name or me.id or "unknown"),
+            display_name=me.display_name,
+            groups=groups,
+            auth_type=self.client.config.auth_type,
+        )
+
+    def object_permissions(self, object_type: str, object_id: int) -> list[Grant]:
+        """Every grant on a workspace object (``directories``, ``notebooks``, ``files``)."""
+        acl = self._call(
+            f"permissions of {object_type}/{object_id}",
+            lambda: self.client.workspace.get_permissions(object_type, str(object_id)),
+        )
+        grants = []
+        for entry in acl.access_control_list or []:
+            if entry.user_name:
+                kind, name = "user", entry.user_name
+            elif entry.service_principal_name:
+                kind, name = "service_principal", entry.service_principal_name
+            else:
+                kind, name = "group", str(entry.group_name or "")
+            for perm in entry.all_permissions or []:
+                level = getattr(perm.permission_level, "value", perm.permission_level)
+                grants.append(Grant(kind, name, str(level), bool(perm.inherited)))
+        return grants
 
     def get_status(self, path: str) -> RemoteObject | None:
         """The object at ``path``, or None when it does not exist."""

@@ -1,0 +1,343 @@
+"""`dbx-promote doctor` against the emulator: each finding, its fix, and never a write."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dbx_promote.azure.auth import AzurePipelinesTokenSource
+from dbx_promote.cli import main
+from dbx_promote.config import load_config
+from dbx_promote.doctor import FAIL, OK, UNKNOWN, Diagnosis, diagnose
+from dbx_promote.emulator import Emulator, Fault
+from dbx_promote.errors import UnknownEnvironment
+from dbx_promote.record import Lock
+
+from conftest import TEST_TOKEN, FakeClock
+from deploy_helpers import V1, build, deploy
+from fake_entra import FakeEntra
+
+CONFIG = """\
+project: app
+source: notebooks
+environments:
+  test:
+    root: /Shared/app/test
+  prod:
+    root: /Shared/app/prod
+    requires: test
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
+    monkeypatch.setenv("DATABRICKS_TOKEN", TEST_TOKEN)
+    path = tmp_path / "dbx-promote.yml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def deployed(cfg: Path, emulator: Emulator, fake_clock: FakeClock, tmp_path: Path) -> Path:
+    """v1 deployed and verified in test; prod's parent folder exists."""
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    return cfg
+
+
+def run_doctor(emulator: Emulator, cfg: Path, env: str | None = None, **kw: object) -> Diagnosis:
+    """Diagnose and assert that not one write request was sent (only GETs)."""
+    before = len(emulator.request_log())
+    result = diagnose(load_config(cfg), env, environ={}, **kw)  # type: ignore[arg-type]
+    sent = emulator.request_log()[before:]
+    assert sent, "doctor asked the workspace nothing"
+    assert [r for r in sent if r["method"] != "GET"] == []
+    return result
+
+
+def find(d: Diagnosis, env: str, name: str) -> tuple[str, str, str]:
+    [check] = [c for c in d.checks if c.env == env and c.name == name]
+    return check.status, check.detail, check.fix
+
+
+def statuses(d: Diagnosis, env: str) -> dict[str, str]:
+    return {c.name: c.status for c in d.checks if c.env == env}
+
+
+def test_healthy_setup_passes_every_check(emulator: Emulator, deployed: Path) -> None:
+    d = run_doctor(emulator, deployed)
+    assert d.ok, d.to_dict()
+    test = statuses(d, "test")
+    assert {k: v for k, v in test.items() if k != "access"} == {
+        "sign-in": OK,
+        "root": OK,
+        "state": OK,
+        "lock": OK,
+    }
+    detail = find(d, "test", "sign-in")[1]
+    assert detail.startswith("emulator@example.com (user) via pat on http://127.0.0.1:")
+    assert "1.0.0" in find(d, "test", "state")[1] and "verified" in find(d, "test", "state")[1]
+    assert find(d, "prod", "root")[:2] == (
+        OK,
+        "/Shared/app/prod does not exist yet; the first deploy creates it",
+    )
+    assert find(d, "prod", "requires")[:2] == (OK, "'test' is reachable and runs 1.0.0 (verified)")
+
+
+def test_a_refused_token_fails_sign_in_and_skips_the_rest(emulator: Emulator, cfg: Path) -> None:
+    emulator.add_fault(
+        Fault(endpoint="preview/scim/v2/Me", status=401, error_code="UNAUTHENTICATED", times=-1)
+    )
+    d = run_doctor(emulator, cfg, "test")
+    status, detail, fix = find(d, "test", "sign-in")
+    assert status == FAIL and "refused the credentials (401)" in detail
+    assert "DATABRICKS_TOKEN" in fix
+    assert statuses(d, "test") == {
+        "sign-in": FAIL,
+        "root": UNKNOWN,
+        "access": UNKNOWN,
+        "state": UNKNOWN,
+        "lock": UNKNOWN,
+    }
+
+
+def test_a_missing_root_parent_fails_with_the_folder_to_create(
+    emulator: Emulator, cfg: Path
+) -> None:
+    d = run_doctor(emulator, cfg, "test")
+    status, detail, fix = find(d, "test", "root")
+    assert status == FAIL
+    assert (
+        detail == "/Shared/app/test does not exist and its parent folder /Shared/app does not exist"
+    )
+    assert "databricks workspace mkdirs /Shared/app" in fix
+    assert find(d, "test", "access")[0] == UNKNOWN
+
+
+def test_a_corrupt_record_fails_the_state_check(emulator: Emulator, deployed: Path) -> None:
+    emulator.hand_edit("/Shared/app/test/.dbx-promote/deployment.json", b"{not json")
+    d = run_doctor(emulator, deployed, "test")
+    status, detail, fix = find(d, "test", "state")
+    assert status == FAIL
+    assert detail == "/Shared/app/test/.dbx-promote/deployment.json is corrupt (not valid JSON)"
+    assert fix.startswith("fix or delete it in the workspace")
+
+
+def test_a_missing_stored_release_fails_the_state_check(
+    emulator: Emulator, deployed: Path, workspace_client: object
+) -> None:
+    releases = [p for p in emulator.tree("/Shared/app/test") if "/releases/" in p]
+    for path in releases:
+        workspace_client.workspace.delete(path)  # type: ignore[attr-defined]
+    status, detail, fix = find(run_doctor(emulator, deployed, "test"), "test", "state")
+    assert status == FAIL and "stored release is missing" in detail
+    assert "deploy that version's build artifact" in fix
+
+
+def _put_lock(workspace_client: object, started_at: str) -> None:
+    lock = Lock("ci-agent", started_at, "agent-7", 4242, "2.0.0", "sha256:ab", None)
+    workspace_client.workspace.upload(  # type: ignore[attr-defined]
+        "/Shared/app/test/.dbx-promote/lock.json", lock.to_json(), format=_auto(), overwrite=True
+    )
+
+
+def _auto() -> object:
+    from databricks.sdk.service.workspace import ImportFormat
+
+    return ImportFormat.AUTO
+
+
+def test_a_stale_lock_is_reported_as_an_interrupted_deploy(
+    emulator: Emulator, deployed: Path, workspace_client: object
+) -> None:
+    _put_lock(workspace_client, "2020-01-01T00:00:00Z")
+    status, detail, fix = find(run_doctor(emulator, deployed, "test"), "test", "lock")
+    assert status == FAIL
+    assert "stale lock, an interrupted deploy: held by ci-agent on agent-7" in detail
+    assert "deploying 2.0.0" in detail and "lock_timeout_minutes=60" in detail
+    assert "dbx-promote deploy --env test --break-lock" in fix
+
+
+def test_a_fresh_lock_is_a_running_deploy_not_a_failure(
+    emulator: Emulator, deployed: Path, workspace_client: object
+) -> None:
+    from dbx_promote.record import utc_now
+
+    _put_lock(workspace_client, utc_now())
+    status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "lock")
+    assert status == OK and detail.startswith("a deploy is running: ci-agent on agent-7")
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port
+
+
+def test_an_unreachable_required_environment_fails_requires(
+    emulator: Emulator, deployed: Path, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBX_PROMOTE_TEST_HOST", f"http://127.0.0.1:{closed_port}")
+    d = run_doctor(emulator, deployed, "prod")
+    status, detail, fix = find(d, "prod", "requires")
+    assert status == FAIL
+    assert detail.startswith("required environment 'test' is unreachable: cannot reach workspace")
+    assert "DBX_PROMOTE_TEST_HOST" in fix
+    assert {c.env for c in d.checks} == {"prod"}
+
+
+def test_a_required_environment_without_a_record_fails_requires(
+    emulator: Emulator, cfg: Path
+) -> None:
+    status, detail, fix = find(run_doctor(emulator, cfg, "prod"), "prod", "requires")
+    assert (status, detail) == (FAIL, "required environment 'test' has nothing deployed yet")
+    assert fix.startswith("deploy to 'test' first")
+
+
+def test_an_unreachable_host_fails_sign_in_with_the_host_fix(
+    cfg: Path, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{closed_port}")
+    d = diagnose(load_config(cfg), "test", environ={})
+    status, detail, fix = find(d, "test", "sign-in")
+    assert status == FAIL and detail.startswith("cannot reach workspace")
+    assert "DBX_PROMOTE_TEST_HOST or DATABRICKS_HOST" in fix
+
+
+def test_an_unknown_environment_is_bad_input(cfg: Path) -> None:
+    with pytest.raises(UnknownEnvironment):
+        diagnose(load_config(cfg), "staging", environ={})
+
+
+# --- CI identity ----------------------------------------------------------------------------
+
+
+def test_github_actions_without_id_token_permission_is_reported(
+    emulator: Emulator, deployed: Path
+) -> None:
+    before = len(emulator.request_log())
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "org/repo", "GITHUB_RUN_ID": "9"}
+    d = diagnose(load_config(deployed), "test", environ=env)
+    assert all(r["method"] == "GET" for r in emulator.request_log()[before:])
+    status, detail, _ = find(d, "", "pipeline")
+    assert status == OK and "GitHub Actions" in detail and "org/repo" in detail
+    assert find(d, "", "federation")[0] == UNKNOWN
+
+
+AZURE_ENV = {
+    "TF_BUILD": "True",
+    "BUILD_BUILDNUMBER": "20261201.3",
+    "BUILD_DEFINITIONNAME": "app-ci",
+    "AZURESUBSCRIPTION_TENANT_ID": "11111111-2222-3333-4444-555555555555",
+    "AZURESUBSCRIPTION_CLIENT_ID": "app-client-id",
+    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "sc-id-42",
+    "SYSTEM_ACCESSTOKEN": "system-access-token-0123456789",
+}
+
+
+@pytest.fixture
+def entra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntra]:
+    fake = FakeEntra(system_access_token=AZURE_ENV["SYSTEM_ACCESSTOKEN"])
+    fake.start(tmp_path)
+    monkeypatch.setenv("SYSTEM_OIDCREQUESTURI", f"{fake.url}/oidc")
+    yield fake
+    fake.stop()
+
+
+def _azure_source(entra: FakeEntra) -> object:
+    return AzurePipelinesTokenSource.from_env(
+        AZURE_ENV, authority=entra.url, connection_verify=str(entra.cafile)
+    )
+
+
+def test_azure_devops_federated_credential_is_exchanged(
+    emulator: Emulator, deployed: Path, entra: FakeEntra
+) -> None:
+    d = diagnose(
+        load_config(deployed),
+        "test",
+        environ=AZURE_ENV,
+        azure_token_source=lambda: _azure_source(entra),
+    )
+    assert find(d, "", "pipeline")[:2] == (OK, "Azure DevOps pipeline app-ci run 20261201.3")
+    assert find(d, "", "federation")[0] == OK
+    assert len(entra.token_requests()) == 1
+    assert d.ok
+
+
+def test_a_refused_federated_credential_fails_with_the_service_connection_fix(
+    emulator: Emulator, deployed: Path, entra: FakeEntra
+) -> None:
+    entra.fail_token_with = (400, {"error": "invalid_client", "error_description": "AADSTS700213"})
+    d = diagnose(
+        load_config(deployed),
+        "test",
+        environ=AZURE_ENV,
+        azure_token_source=lambda: _azure_source(entra),
+    )
+    status, detail, fix = find(d, "", "federation")
+    assert status == FAIL and "azure-pipelines auth failed" in detail
+    assert AZURE_ENV["SYSTEM_ACCESSTOKEN"] not in detail
+    assert "AzureCLI@2" in fix
+
+
+def test_azure_devops_without_a_service_connection_is_named(
+    emulator: Emulator, deployed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBX_PROMOTE_AUTH", "azure-pipelines")
+    d = diagnose(
+        load_config(deployed),
+        "test",
+        environ={"TF_BUILD": "True", "DBX_PROMOTE_AUTH": "azure-pipelines"},
+    )
+    status, detail, _ = find(d, "", "federation")
+    assert status == FAIL and "AZURESUBSCRIPTION_TENANT_ID" in detail
+
+
+def test_outside_ci_there_is_no_pipeline_check(emulator: Emulator, deployed: Path) -> None:
+    d = run_doctor(emulator, deployed, "test")
+    assert [c for c in d.checks if c.env == ""] == []
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code: object = 0
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return (code if isinstance(code, int) else 1), out, err
+
+
+def test_cli_prints_the_table_and_exits_1_naming_the_failed_checks(
+    emulator: Emulator, cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(["--config", str(cfg), "doctor", "--env", "test"], capsys)
+    assert code == 1
+    assert "✘" in out and "fix:" in out and "mkdirs /Shared/app" in out
+    assert err.strip() == "error: 1 check(s) failed: test root"
+
+
+def test_cli_json_is_one_object(
+    emulator: Emulator, deployed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(["--config", str(deployed), "doctor", "--output", "json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True and data["failed"] == 0
+    assert {c["check"] for c in data["checks"]} >= {"sign-in", "root", "state", "lock", "requires"}
+
+
+def test_cli_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "dbx-promote.yml"
+    bad.write_text("project: app\nenvironments: {test: {root: relative}}\n")
+    code, _, err = run_main(["--config", str(bad), "doctor"], capsys)
+    assert code == 2 and err.startswith("error: dbx-promote.yml has 1 problem")
