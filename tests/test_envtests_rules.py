@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbx_promote.config import Environment, EnvTestSettings
-from dbx_promote.envtests import idempotency_token, plan_suite, select_notebooks
+from dbx_promote.envtests import PollPolicy, idempotency_token, plan_suite, select_notebooks
 from dbx_promote.errors import ConfigError
 from dbx_promote.remote import JobRun, JobRunOutput
 from dbx_promote.testresults import (
@@ -254,3 +254,13 @@ def test_a_suite_result_survives_the_record_round_trip():
     back = SuiteResult.from_dict(s.to_dict())
     assert back.to_dict() == s.to_dict()
     assert back.tests[0].trace is None  # traces go to JUnit, not into the record
+
+
+def test_the_longest_poll_wait_comes_from_the_environment(monkeypatch):
+    assert PollPolicy.from_env() == PollPolicy()
+    monkeypatch.setenv("DBX_PROMOTE_POLL_MAX_SECONDS", "0.5")
+    assert (PollPolicy.from_env().first, PollPolicy.from_env().longest) == (0.5, 0.5)
+    for bad in ("soon", "0"):
+        monkeypatch.setenv("DBX_PROMOTE_POLL_MAX_SECONDS", bad)
+        with pytest.raises(ConfigError, match="DBX_PROMOTE_POLL_MAX_SECONDS must be"):
+            PollPolicy.from_env()

@@ -14,6 +14,7 @@ The SDK's own waiter is not used: it treats an ordinary failed notebook (run-lev
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 import uuid
@@ -141,6 +142,9 @@ def plan_suite(
     return SuitePlan(env.name, version, digest, settings.parallel, tests)
 
 
+POLL_ENV_VAR = "DBX_PROMOTE_POLL_MAX_SECONDS"
+
+
 def idempotency_token(invocation: str, notebook: str) -> str:
     """One token per (test invocation, notebook): a resent submit never starts a second
     run, and the next invocation starts fresh ones. At most 64 characters."""
@@ -165,6 +169,19 @@ class PollPolicy:
     longest: float = 15.0
     timeout_grace: float = 60.0
     cancel_wait: float = 120.0
+
+    @classmethod
+    def from_env(cls) -> PollPolicy:
+        """The default policy, with `DBX_PROMOTE_POLL_MAX_SECONDS` as the longest wait
+        between two looks at a run (short notebooks finish sooner than 15 s)."""
+        raw = os.environ.get(POLL_ENV_VAR)
+        try:
+            longest = float(raw) if raw else cls.longest
+        except ValueError:
+            raise ConfigError(f"{POLL_ENV_VAR} must be a number of seconds, not {raw!r}") from None
+        if longest <= 0:
+            raise ConfigError(f"{POLL_ENV_VAR} must be more than 0 seconds")
+        return cls(first=min(cls.first, longest), longest=longest)
 
 
 @dataclass
@@ -339,7 +356,7 @@ def run_suite(
     plan = plan_suite(
         env, root, version=record.version, digest=record.digest, notebooks=notebooks, only=only
     )
-    runner = SuiteRunner(ws, policy=policy or PollPolicy(), events=events or SuiteEvents())
+    runner = SuiteRunner(ws, policy=policy or PollPolicy.from_env(), events=events or SuiteEvents())
     return runner.run(plan)
 
 
