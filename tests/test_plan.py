@@ -44,10 +44,8 @@ def record(objects: dict[str, tuple[str, int]], dirs: tuple[str, ...] = ()) -> R
     )
 
 
-def plan(desired, listing, rec, digest="sha256:new", trusted=frozenset()):
-    return make_plan(
-        desired, listing, rec, env="test", root=ROOT, version="2", digest=digest, trusted=trusted
-    )
+def plan(desired, listing, rec, digest="sha256:new"):
+    return make_plan(desired, listing, rec, env="test", root=ROOT, version="2", digest=digest)
 
 
 CASES = [
@@ -116,13 +114,6 @@ CASES = [
         record({"a": ("h", 5)}),
         {"a": ("update", False, False)},
     ),
-    (
-        "our own write during a failed deploy is not drift",
-        [nb("a", "h")],
-        [remote("a", mod=9)],
-        record({"a": ("", 5)}),
-        {"a": ("update", False, False)},
-    ),
 ]
 
 
@@ -132,12 +123,7 @@ CASES = [
     ids=[c[0] for c in CASES],
 )
 def test_plan_actions(desired, listing, rec, expected):
-    trusted = (
-        frozenset({"a"})
-        if rec and rec.objects.get("a") and rec.objects["a"].sha256 == ""
-        else frozenset()
-    )
-    p = plan(desired, listing, rec, trusted=trusted)
+    p = plan(desired, listing, rec)
     got = {c.path: (c.action, c.drift, c.backup) for c in p.changes}
     assert got == expected
 

@@ -16,10 +16,12 @@ import re
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -233,17 +235,37 @@ class Artifact:
 
         :raises ArtifactError: if the entry is missing or its bytes do not match.
         """
+        with self.reader() as read:
+            return read(obj)
+
+    @contextmanager
+    def reader(self) -> Iterator[Callable[[ManifestObject], bytes]]:
+        """A thread-safe ``read(obj)`` over one open handle, closed when the block ends.
+
+        Reopening the archive per object re-reads its central directory every time, which
+        is quadratic for large releases; every read is still checked like `read`.
+        """
+        lock = threading.Lock()
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                data = _read_entry(zf, obj.entry_name, obj.size)
-        except (OSError, KeyError, zipfile.BadZipFile) as exc:
-            raise ArtifactError(f"{self.path.name}: cannot read {obj.path}: {exc}") from exc
-        if len(data) != obj.size or hashlib.sha256(data).hexdigest() != obj.sha256:
-            raise ArtifactError(
-                f"{self.path.name}: {obj.path} does not match its manifest hash; "
-                "the artifact was altered after it was built"
-            )
-        return data
+            zf = zipfile.ZipFile(self.path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(f"{self.path.name}: cannot open: {exc}") from exc
+
+        def read(obj: ManifestObject) -> bytes:
+            try:
+                with lock:
+                    data = _read_entry(zf, obj.entry_name, obj.size)
+            except (OSError, KeyError, zipfile.BadZipFile) as exc:
+                raise ArtifactError(f"{self.path.name}: cannot read {obj.path}: {exc}") from exc
+            if len(data) != obj.size or hashlib.sha256(data).hexdigest() != obj.sha256:
+                raise ArtifactError(
+                    f"{self.path.name}: {obj.path} does not match its manifest hash; "
+                    "the artifact was altered after it was built"
+                )
+            return data
+
+        with zf:
+            yield read
 
 
 def _read_entry(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:

@@ -19,7 +19,7 @@ from dbx_promote.artifact import (
     build_artifact,
     compute_version,
 )
-from dbx_promote.config import Config, Environment, relative_to_root
+from dbx_promote.config import Config, Environment
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
 from dbx_promote.errors import (
     BadInput,
@@ -29,7 +29,8 @@ from dbx_promote.errors import (
     ReleaseNotFound,
     RequiresNotMet,
 )
-from dbx_promote.record import STATE_DIR, HistoryEntry, Lock, Record, ReleaseRef
+from dbx_promote.plan import is_drift
+from dbx_promote.record import HistoryEntry, Lock, Record, ReleaseRef
 from dbx_promote.workspace import Workspace, connect
 
 Connect = Callable[[Environment], Workspace]
@@ -229,18 +230,13 @@ def status(config: Config, env_name: str, *, connect: Connect = connect) -> Stat
     record = deployer.read_record()
     lock = deployer.read_lock()
     st = Status(env_name, deployer.root, record, lock)
-    listing = deployer.listing()
-    present = {}
-    for o in listing:
-        rel = relative_to_root(deployer.root, o.path)
-        if rel and not o.is_dir and not (rel == STATE_DIR or rel.startswith(STATE_DIR + "/")):
-            present[rel] = o
+    present = deployer.folder.layout.content(deployer.listing()).objects
     owned = record.objects if record else {}
     for path, obj in sorted(owned.items()):
         live = present.get(path)
         if live is None:
             st.missing.append(path)
-        elif obj.modified_at is not None and live.modified_at != obj.modified_at:
+        elif is_drift(obj, live):
             st.drifted.append(path)
     st.unmanaged = sorted(p for p in present if p not in owned)
     return st

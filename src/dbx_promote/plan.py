@@ -9,19 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from dbx_promote.config import normalize_workspace_path, relative_to_root
-from dbx_promote.record import STATE_DIR, Record
+from dbx_promote.config import normalize_workspace_path
+from dbx_promote.layout import FolderContent, Layout
+from dbx_promote.record import ManagedObject, Record
 from dbx_promote.remote import RemoteObject
 
 CREATE = "create"
 UPDATE = "update"
 DELETE = "delete"
 UNCHANGED = "unchanged"
-
-ENVIRONMENT_NOTEBOOK = "_environment"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,20 @@ class Change:
 
 
 @dataclass(frozen=True)
+class PlanRow:
+    """A line of the plan about something other than an object (a grant, a setting).
+
+    Added by a deploy step (`DeployStep.extend_plan`); a plan with rows is not a no-op,
+    and a reviewed plan covers its rows.
+    """
+
+    kind: str  # e.g. "permission"
+    action: str  # e.g. grant | revoke | change
+    subject: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a deploy will do, and the facts it was computed from."""
 
@@ -78,6 +91,11 @@ class Plan:
     listing_fingerprint: str
     record_verified: bool = False
     end_state: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    rows: tuple[PlanRow, ...] = ()
+
+    def with_rows(self, *rows: PlanRow) -> Plan:
+        """This plan with more rows (see `PlanRow`)."""
+        return replace(self, rows=(*self.rows, *rows))
 
     def by_action(self, action: str) -> list[Change]:
         return [c for c in self.changes if c.action == action]
@@ -96,7 +114,7 @@ class Plan:
 
     @property
     def has_object_changes(self) -> bool:
-        return any(c.action != UNCHANGED for c in self.changes) or bool(self.rmdirs)
+        return any(c.action != UNCHANGED for c in self.changes) or bool(self.rmdirs or self.rows)
 
     @property
     def is_noop(self) -> bool:
@@ -128,6 +146,11 @@ class Plan:
                 if c.action != UNCHANGED
             ),
             "rmdirs": sorted(self.rmdirs),
+            **(
+                {"rows": sorted([r.kind, r.action, r.subject] for r in self.rows)}
+                if self.rows
+                else {}
+            ),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +167,7 @@ class Plan:
             "conflicts": list(self.conflicts),
             "mkdirs": list(self.mkdirs),
             "rmdirs": list(self.rmdirs),
+            "rows": [asdict(r) for r in self.rows],
         }
 
     def changes_summary(self) -> dict[str, Any]:
@@ -179,7 +203,6 @@ def make_plan(
     root: str,
     version: str,
     digest: str,
-    trusted: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compare the desired objects with the folder and the record.
 
@@ -187,117 +210,147 @@ def make_plan(
         desired: the artifact's objects plus generated ones, paths relative to ``root``.
         listing: one recursive listing of ``root`` (our state folder not descended into).
         record: the folder's deployment record, if any.
-        trusted: paths whose modification since the record is our own doing (a restore
-            after a failed deploy), so they are not reported as hand edits.
     """
     listing = list(listing)
-    root = normalize_workspace_path(root)
-    remote: dict[str, RemoteObject] = {}
-    remote_dirs: set[str] = set()
-    for obj in listing:
-        rel = relative_to_root(root, obj.path)
-        if not rel or rel == STATE_DIR or rel.startswith(STATE_DIR + "/"):
-            continue
-        if obj.is_dir:
-            remote_dirs.add(rel)
-        else:
-            remote[rel] = obj
-
+    live = Layout(normalize_workspace_path(root)).content(listing)
     recorded = dict(record.objects) if record else {}
     wanted = {d.path: d for d in desired}
-    want_dirs = {a for p in wanted for a in _ancestors(p)}
     changes: list[Change] = []
     conflicts: list[str] = []
-
     for path in sorted(wanted):
         d = wanted[path]
-        r = remote.get(path)
-        rec = recorded.get(path)
-        if path in remote_dirs:
+        if path in live.dirs:
             conflicts.append(f"{path} is a folder in the workspace but a {d.kind} in the artifact")
             continue
-        if r is None:
-            reason = "missing from the workspace" if rec else "new"
-            changes.append(Change(CREATE, path, d.kind, d.language, reason))
-            continue
-        drift = (
-            rec is not None
-            and path not in trusted
-            and rec.modified_at is not None
-            and r.modified_at != rec.modified_at
-        )
-        replace = r.object_type != d.object_type or (
-            d.kind == "notebook" and r.language is not None and r.language != d.language
-        )
-        if replace:
-            reason = f"was a {r.object_type.lower()} ({r.language or 'no language'})"
-            changes.append(
-                Change(UPDATE, path, d.kind, d.language, reason, drift, True, drift or rec is None)
-            )
-        elif rec is None:
-            changes.append(
-                Change(UPDATE, path, d.kind, d.language, "not in the record", backup=True)
-            )
-        elif rec.sha256 != d.sha256:
-            changes.append(Change(UPDATE, path, d.kind, d.language, "changed", drift, backup=drift))
-        elif drift:
-            changes.append(
-                Change(UPDATE, path, d.kind, d.language, "edited by hand", True, backup=True)
-            )
-        else:
-            changes.append(Change(UNCHANGED, path, d.kind, d.language))
-
+        changes.append(_compare(d, live.objects.get(path), recorded.get(path)))
     for path in sorted(set(recorded) - set(wanted)):
-        r = remote.get(path)
+        r = live.objects.get(path)
         if r is None:
             continue
         rec = recorded[path]
-        drift = (
-            path not in trusted and rec.modified_at is not None and r.modified_at != rec.modified_at
-        )
+        drift = is_drift(rec, r)
         reason = (
             "edited by hand, removed from the artifact" if drift else "removed from the artifact"
         )
         changes.append(Change(DELETE, path, rec.kind, rec.language, reason, drift, backup=drift))
-
-    for folder in sorted(want_dirs):
-        if folder in remote and folder not in recorded:
+    for folder in sorted(folders_of(wanted)):
+        if folder in live.objects and folder not in recorded:
             conflicts.append(f"{folder} is an object in the workspace but a folder in the artifact")
-
-    deleted = {c.path for c in changes if c.action == DELETE}
-    unmanaged = sorted(p for p in remote if p not in wanted and p not in recorded)
-
-    to_create = sorted(d for d in want_dirs if d not in remote_dirs)
-    mkdirs = tuple(d for d in to_create if not any(o.startswith(d + "/") for o in to_create))
-
-    rmdirs = _removable_dirs(
-        previous_dirs=set(record.directories) if record else set(),
-        want_dirs=want_dirs,
-        remote_dirs=remote_dirs,
-        remaining={p for p in remote if p not in deleted},
+    return assemble_plan(
+        PlanHead(
+            env,
+            normalize_workspace_path(root),
+            version,
+            digest,
+            record,
+            fingerprint(listing, record),
+        ),
+        changes,
+        wanted,
+        live,
+        candidate_rmdirs=set(record.directories) if record else set(),
+        owned=recorded,
+        conflicts=conflicts,
     )
 
-    end_state: dict[str, tuple[str, str | None]] = {
-        p: (d.object_type, d.language if d.kind == "notebook" else None) for p, d in wanted.items()
-    }
+
+def is_drift(rec: ManagedObject | None, live: RemoteObject) -> bool:
+    """Whether ``live`` was edited since we recorded it (its modification time moved)."""
+    return rec is not None and rec.modified_at is not None and live.modified_at != rec.modified_at
+
+
+def needs_replace(d: DesiredObject, live: RemoteObject) -> bool:
+    """The workspace cannot overwrite across types or notebook languages: delete first."""
+    return live.object_type != d.object_type or (
+        d.kind == "notebook" and live.language is not None and live.language != d.language
+    )
+
+
+def _compare(d: DesiredObject, r: RemoteObject | None, rec: ManagedObject | None) -> Change:
+    path = d.path
+    if r is None:
+        reason = "missing from the workspace" if rec else "new"
+        return Change(CREATE, path, d.kind, d.language, reason)
+    drift = is_drift(rec, r)
+    if needs_replace(d, r):
+        reason = f"was a {r.object_type.lower()} ({r.language or 'no language'})"
+        return Change(UPDATE, path, d.kind, d.language, reason, drift, True, drift or rec is None)
+    if rec is None:
+        return Change(UPDATE, path, d.kind, d.language, "not in the record", backup=True)
+    if rec.sha256 != d.sha256:
+        return Change(UPDATE, path, d.kind, d.language, "changed", drift, backup=drift)
+    if drift:
+        return Change(UPDATE, path, d.kind, d.language, "edited by hand", True, backup=True)
+    return Change(UNCHANGED, path, d.kind, d.language)
+
+
+@dataclass(frozen=True)
+class PlanHead:
+    """What a plan is about: where, from what, to what."""
+
+    env: str
+    root: str
+    version: str
+    digest: str
+    record: Record | None
+    fingerprint: str
+
+
+def assemble_plan(
+    head: PlanHead,
+    changes: list[Change],
+    wanted: Mapping[str, DesiredObject],
+    live: FolderContent,
+    *,
+    candidate_rmdirs: set[str],
+    owned: Mapping[str, object],
+    conflicts: list[str] | None = None,
+    end_state: bool = True,
+) -> Plan:
+    """A `Plan` from its object rows: folders to create and remove, what is unmanaged.
+
+    ``candidate_rmdirs`` are folders we created that may go once empty; ``owned`` the
+    paths we may touch (anything else under root is unmanaged).
+    """
+    want_dirs = folders_of(wanted)
+    deleted = {c.path for c in changes if c.action == DELETE}
+    to_create = sorted(d for d in want_dirs if d not in live.dirs)
+    record = head.record
     return Plan(
-        env=env,
-        root=root,
-        version=version,
-        digest=digest,
+        env=head.env,
+        root=head.root,
+        version=head.version,
+        digest=head.digest,
         previous_version=record.version if record else None,
         previous_digest=record.digest if record else None,
         changes=tuple(changes),
-        unmanaged=tuple(unmanaged),
-        conflicts=tuple(conflicts),
-        mkdirs=mkdirs,
+        unmanaged=tuple(sorted(p for p in live.objects if p not in wanted and p not in owned)),
+        conflicts=tuple(conflicts or ()),
+        mkdirs=tuple(d for d in to_create if not any(o.startswith(d + "/") for o in to_create)),
         new_dirs=tuple(to_create),
-        rmdirs=tuple(rmdirs),
+        rmdirs=tuple(
+            _removable_dirs(
+                previous_dirs=candidate_rmdirs,
+                want_dirs=want_dirs,
+                remote_dirs=set(live.dirs),
+                remaining={p for p in live.objects if p not in deleted},
+            )
+        ),
         directories=tuple(sorted(want_dirs)),
-        listing_fingerprint=fingerprint(listing, record),
+        listing_fingerprint=head.fingerprint,
         record_verified=bool(record and record.verified),
-        end_state=end_state,
+        end_state={
+            p: (d.object_type, d.language if d.kind == "notebook" else None)
+            for p, d in wanted.items()
+        }
+        if end_state
+        else {},
     )
+
+
+def folders_of(paths: Iterable[str]) -> set[str]:
+    """Every folder the paths need (relative to root)."""
+    return {a for p in paths for a in _ancestors(p)}
 
 
 def _ancestors(path: str) -> list[str]:

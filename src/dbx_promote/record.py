@@ -22,14 +22,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dbx_promote.errors import RecordCorrupt
+from dbx_promote.layout import RELEASES_DIR
 
 RECORD_SCHEMA = 1
-STATE_DIR = ".dbx-promote"
-RECORD_FILE = f"{STATE_DIR}/deployment.json"
-HISTORY_FILE = f"{STATE_DIR}/history.json"
-LOCK_FILE = f"{STATE_DIR}/lock.json"
-RELEASES_DIR = f"{STATE_DIR}/releases"
-BACKUPS_DIR = f"{STATE_DIR}/backups"
 HISTORY_LIMIT = 100
 
 

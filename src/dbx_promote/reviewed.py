@@ -87,6 +87,8 @@ def check_reviewed_plan(doc: dict[str, Any], live: Plan) -> None:
         problems.append(f"gone: {c[0]} {c[1]}")
     if saved.get("rmdirs") != now["rmdirs"]:
         problems.append("folders to remove differ")
+    if saved.get("rows") != now.get("rows"):
+        problems.append("other rows of the plan (e.g. permissions) differ")
     raise StalePlan(
         "the folder changed since the plan was reviewed, nothing was deployed: "
         + "; ".join(problems[:10])

@@ -9,6 +9,7 @@ and translates every SDK and transport error into our own error tree.
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import os
 import random
@@ -51,7 +52,7 @@ from dbx_promote.errors import (
     WorkspaceError,
 )
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
-from dbx_promote.record import STATE_DIR
+from dbx_promote.layout import STATE_DIR
 from dbx_promote.remote import Grant, Identity, JobRun, JobRunOutput, RemoteObject, RunSpec
 
 log = logging.getLogger("dbx_promote.workspace")
@@ -145,6 +146,12 @@ class Pacer:
             self._sleep(slot - now)
 
 
+@dataclass
+class _Counts:
+    requests: int = 0
+    retries: int = 0
+
+
 class Workspace:
     """A small adapter over `WorkspaceClient.workspace` with our retries and errors.
 
@@ -170,9 +177,24 @@ class Workspace:
         self.throttle = Throttle(parallel)
         self.pacer = Pacer(import_rate, sleep)
         self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
+        self._counts = _Counts()
         self.host = client.config.host or ""
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far (every attempt counts)."""
+        return self._counts.requests
+
+    @property
+    def retries(self) -> int:
+        """Attempts that were repeated after a throttled, failed or dropped request."""
+        return self._counts.retries
+
+    def with_retry(self, retry: RetryPolicy) -> Workspace:
+        """The same adapter (client, throttle, pacer, counters) with another retry policy."""
+        other = copy.copy(self)
+        other.retry = retry
+        return other
 
     # --- reads -----------------------------------------------------------------------
 
@@ -458,7 +480,7 @@ class Workspace:
         while True:
             attempt += 1
             with self._lock:
-                self.requests += 1
+                self._counts.requests += 1
             try:
                 result = fn()
             except TooManyRequests as exc:
@@ -520,7 +542,7 @@ class Workspace:
             delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
         delay += random.uniform(0, self.retry.base_delay)
         with self._lock:
-            self.retries += 1
+            self._counts.retries += 1
         log.debug("retrying %s in %.2fs after %s", what, delay, _short(exc))
         self._sleep(delay)
 
