@@ -6,7 +6,6 @@ from dataclasses import replace
 
 from dbx_promote.layout import Layout
 from dbx_promote.restore import BackToNothing, BackToRelease, ContentUnknown, plan_restore
-
 from test_plan import ROOT, folder, nb, record, remote
 
 LAYOUT = Layout(ROOT)
