@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dbx_promote.config import normalize_workspace_path
+from dbx_promote.layout import ENVIRONMENT_NOTEBOOK as ENVIRONMENT_NOTEBOOK  # re-exported
 from dbx_promote.layout import FolderContent, Layout
 from dbx_promote.record import ManagedObject, Record
 from dbx_promote.remote import RemoteObject
