@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from dbx_promote.azure.environments import (
 from dbx_promote.config import Config, load_config
 from dbx_promote.errors import ConfigError, CredentialsError
 
+from cli_helpers import run_main
 from fake_ado import FakeAzureDevOps
 
 LEADS_ID = "6f1f6a3e-0000-4000-8000-000000000001"
@@ -258,13 +258,7 @@ def cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Completed
         if not k.startswith(("AZURE_DEVOPS", "SYSTEM_", "TF_BUILD"))
     }
     clean["AZURE_DEVOPS_CACHE_DIR"] = str(tmp_path / "ado-cache")
-    return subprocess.run(
-        [sys.executable, "-m", "dbx_promote", "--config", str(write_config(tmp_path)), *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_main(["--config", str(write_config(tmp_path)), *args], env={**clean, **env})
 
 
 def test_cli_without_a_token_exits_2_with_one_line(tmp_path: Path) -> None:

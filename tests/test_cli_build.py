@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_main
+
 SAMPLE = Path(__file__).parent.parent / "notebooks"
 SCENARIOS = Path(__file__).parent / "scenarios"
 CONFIG = """\
@@ -46,13 +48,21 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dbx_promote", *args],
-        cwd=cwd,
+    return run_main(list(args), cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_the_console_script_runs(project: Path) -> None:
+    """The installed `dbx-promote` entry point (a real process) builds like `main`."""
+    script = Path(sys.executable).parent / "dbx-promote"
+    result = subprocess.run(
+        [str(script), "build", "--output", "json"],
+        cwd=project,
         capture_output=True,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
     )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == "1.2.0"
 
 
 def test_build_prints_path_version_and_digest(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""`dbx-promote deploy` end to end: the real CLI in a subprocess against the emulator.
+"""`dbx-promote deploy` end to end: the CLI (in-process) against the emulator.
 
 Bad input exits 2 with one line on stderr and changes nothing; no token ever appears in
 any output, `--debug` included.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_main
 from deploy_helpers import V1, V2, build
 
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
@@ -44,19 +44,14 @@ environments:
     return cfg
 
 
-def run(args: list[str], *, url: str | None, extra_env: dict[str, str] | None = None, timeout=60):
+def run(args: list[str], *, url: str | None, extra_env: dict[str, str] | None = None):
+    """The CLI in-process, as a pipeline step would run it."""
     env = {k: v for k, v in os.environ.items()}
     if url:
         env["DATABRICKS_HOST"] = url
         env["DATABRICKS_TOKEN"] = TOKEN
     env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "dbx_promote", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_main(args, env=env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

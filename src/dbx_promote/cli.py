@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,14 +28,26 @@ if TYPE_CHECKING:
     from dbx_promote.ci import CISystem
 
 
+def _connect_sdk(env: Any) -> Any:
+    # Imported on first use: `build` and `verify` should not pay for the SDK import.
+    from dbx_promote.workspace import connect
+
+    return connect(env)
+
+
 @dataclass
 class AppContext:
-    """What every command gets from the top-level options."""
+    """What every command gets from the top-level options, and the seam to workspaces.
+
+    ``connect`` makes the workspace adapter for an environment: the SDK by default, or
+    whatever `main(connect=...)` was given (tests run the CLI in-process with it).
+    """
 
     config_path: str | None
     debug: bool
     out: Console
     err: Console
+    connect: Callable[[Any], Any] = _connect_sdk
     _ci: CISystem | None = field(default=None, repr=False)
 
     @property
@@ -57,6 +69,13 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+@dataclass(frozen=True)
+class _Seams:
+    """What `main` hands the command group (see `AppContext.connect`)."""
+
+    connect: Callable[[Any], Any] | None = None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -73,6 +92,7 @@ def emit_json(obj: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """Build Databricks notebooks once; promote the same bytes from Test to Prod."""
+    connect = ctx.obj.connect if isinstance(ctx.obj, _Seams) and ctx.obj.connect else None
     ctx.obj = AppContext(
         config_path=config_path,
         debug=debug,
@@ -80,6 +100,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
         # timestamps: give them room for full values.
         out=Console() if sys.stdout.isatty() else Console(width=160),
         err=Console(stderr=True),
+        connect=connect or _connect_sdk,
     )
     if debug:
         _enable_debug_logging()
@@ -508,7 +529,9 @@ def deploy_cmd(
         _run_deploy(
             app,
             output,
-            lambda events: operations.deploy(config, env_name, artifact, options, events=events),
+            lambda events: operations.deploy(
+                config, env_name, artifact, options, events=events, connect=app.connect
+            ),
             plan_out=plan_out,
         )
 
@@ -561,6 +584,7 @@ def promote_cmd(
     from dbx_promote import operations
     from dbx_promote.config import load_config
     from dbx_promote.errors import BadInput
+    from dbx_promote.reviewed import confirmed_plan
 
     config = load_config(app.config_path)
     config.environment(from_env)
@@ -570,20 +594,23 @@ def promote_cmd(
         if not sys.stdin.isatty():
             raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
         preview = operations.promote(
-            config, from_env, to_env, _deploy_options(True, False, None, False, None)
+            config,
+            from_env,
+            to_env,
+            _deploy_options(True, False, None, False, None),
+            connect=app.connect,
         )
         _render_plan(app, preview)
         if not click.confirm(f"Promote {preview.version} to {to_env}?", default=False):
             raise click.exceptions.Abort()
         # What lands is what was confirmed: if Test or Prod moved meanwhile, stop.
-        options.reviewed_plan = {
-            "signature": preview.plan.signature(),
-            "plan": {"env": to_env},
-        }
+        options.reviewed_plan = confirmed_plan(preview.plan)
     _run_deploy(
         app,
         output,
-        lambda events: operations.promote(config, from_env, to_env, options, events=events),
+        lambda events: operations.promote(
+            config, from_env, to_env, options, events=events, connect=app.connect
+        ),
         plan_out=plan_out,
     )
 
@@ -608,7 +635,9 @@ def rollback_cmd(
     _run_deploy(
         app,
         output,
-        lambda events: operations.rollback(config, env_name, to, options, events=events),
+        lambda events: operations.rollback(
+            config, env_name, to, options, events=events, connect=app.connect
+        ),
         plan_out=None,
     )
 
@@ -666,30 +695,28 @@ def status_cmd(app: AppContext, env_name: str | None, output: str) -> None:
 
     config = load_config(app.config_path)
     if env_name:
-        st = operations.status(config, env_name)
+        st = operations.status(config, env_name, connect=app.connect)
         if output == "json":
             emit_json(st.to_dict())
         else:
             _render_status(app, st)
         return
-    all_st = operations.status_all(config)
+    all_st = operations.status_all(config, connect=app.connect)
     if output == "json":
         emit_json({"environments": [s.to_dict() for s in all_st]})
         return
     for st in all_st:
         _render_status(app, st)
-    deployed = [(st.env, st.record) for st in all_st if st.record is not None]
-    if len(deployed) > 1:
-        if len({record.digest for _, record in deployed}) == 1:
-            app.out.print("all environments run the same artifact", highlight=False)
-        else:
-            newest, _ = max(deployed, key=lambda pair: pair[1].deployed_at)
-            runs = ", ".join(f"{env} runs {record.version}" for env, record in deployed)
-            app.out.print(
-                f"environments run different artifacts: {runs}; the most recent deploy "
-                f"went to {newest}",
-                highlight=False,
-            )
+    comparison = operations.compare_environments(all_st)
+    if comparison.same:
+        app.out.print("all environments run the same artifact", highlight=False)
+    elif comparison.runs:
+        runs = ", ".join(f"{env} runs {version}" for env, version in comparison.runs)
+        app.out.print(
+            f"environments run different artifacts: {runs}; the most recent deploy "
+            f"went to {comparison.newest}",
+            highlight=False,
+        )
 
 
 @cli.command("history")
@@ -706,7 +733,7 @@ def history_cmd(app: AppContext, env_name: str, output: str) -> None:
     from dbx_promote.config import load_config
 
     config = load_config(app.config_path)
-    entries = operations.history(config, env_name)
+    entries = operations.history(config, env_name, connect=app.connect)
     if output == "json":
         emit_json({"env": env_name, "deployments": [asdict(e) for e in entries]})
         return
@@ -735,22 +762,6 @@ cli.add_command(test_cmd)
 cli.add_command(doctor_cmd)
 
 # === ado (issue 7) =========================================================================
-
-
-def _ado_token() -> tuple[str, str]:
-    """The Azure DevOps token from the environment and its kind (``pat`` or ``bearer``)."""
-    from dbx_promote.errors import CredentialsError
-
-    for name in ("AZURE_DEVOPS_PAT", "AZURE_DEVOPS_EXT_PAT"):
-        if os.environ.get(name):
-            return os.environ[name], "pat"
-    if os.environ.get("SYSTEM_ACCESSTOKEN"):
-        return os.environ["SYSTEM_ACCESSTOKEN"], "bearer"
-    raise CredentialsError(
-        "no Azure DevOps token: set AZURE_DEVOPS_PAT (a PAT with Environment read & manage "
-        "and Identity read scopes) or, in a pipeline, map "
-        "env: {SYSTEM_ACCESSTOKEN: $(System.AccessToken)}"
-    )
 
 
 @cli.group("ado")
@@ -788,7 +799,7 @@ def ado_ensure_environments(
     Idempotent: a second run changes nothing. The token comes from AZURE_DEVOPS_PAT,
     AZURE_DEVOPS_EXT_PAT or SYSTEM_ACCESSTOKEN, never from the command line.
     """
-    from dbx_promote.azure.environments import ensure_environments
+    from dbx_promote.azure.environments import devops_token, ensure_environments
     from dbx_promote.config import load_config
 
     if not organization:
@@ -796,13 +807,13 @@ def ado_ensure_environments(
     if not project:
         raise click.UsageError("--project (or SYSTEM_TEAMPROJECT) is required")
     config = load_config(app.config_path)
-    token, kind = _ado_token()
+    token, kind = devops_token()
     changes = ensure_environments(
         config,
         organization_url=organization,
         project=project,
         token=token,
-        token_kind="bearer" if kind == "bearer" else "pat",
+        token_kind=kind,
         dry_run=dry_run,
         only=only or None,
     )
@@ -845,14 +856,17 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map errors to one line on stderr and an exit code."""
+def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None = None) -> None:
+    """Run the CLI; map errors to one line on stderr and an exit code.
+
+    ``connect`` replaces how workspaces are reached (a seam for in-process tests).
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     # A cancelled pipeline run sends SIGTERM after SIGINT: both stop a deploy the same
     # way, through its restore path, and release the lock.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli.main(args=argv, prog_name="dbx-promote", standalone_mode=False)
+        cli.main(args=argv, prog_name="dbx-promote", standalone_mode=False, obj=_Seams(connect))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -545,13 +545,10 @@ def _check_roots_apart(envs: dict[str, Environment], problems: list[str]) -> Non
     """Two environments in one folder, or one inside another, would delete each other's
     notebooks as unowned leftovers; refuse it (unless they sit in different workspaces)."""
 
-    def host(env: Environment) -> str | None:
-        return env.host or os.environ.get(env_var_name(env.name, "HOST"))
-
     items = sorted(envs.values(), key=lambda e: e.name)
     for i, a in enumerate(items):
         for b in items[i + 1 :]:
-            if host(a) != host(b) or "{user}" in a.root + b.root:
+            if environment_host(a) != environment_host(b) or "{user}" in a.root + b.root:
                 continue
             ra, rb = normalize_workspace_path(a.root), normalize_workspace_path(b.root)
             if ra == rb or rb.startswith(ra + "/") or ra.startswith(rb + "/"):
@@ -591,6 +588,13 @@ def _int(value: Any, where: str, problems: list[str], minimum: int = 0) -> int:
         problems.append(f"{where} must be an integer >= {minimum}")
         return minimum
     return value
+
+
+def environment_host(env: Environment) -> str | None:
+    """The environment's workspace host: ``host`` in the file, else `DBX_PROMOTE_<ENV>_HOST`
+    (a pipeline variable, for Test and Prod in different workspaces); None: the SDK decides.
+    """
+    return env.host or os.environ.get(env_var_name(env.name, "HOST"))
 
 
 def env_var_name(env_name: str, what: str) -> str:

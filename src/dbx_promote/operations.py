@@ -253,6 +253,28 @@ def status_all(config: Config, *, connect: Connect = connect) -> list[Status]:
     return out
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What `status` of every environment says about them together."""
+
+    same: bool  # more than one deployed, all on one digest
+    runs: list[tuple[str, str]]  # (env, version) of each deployed environment
+    newest: str | None  # where the most recent deploy went
+
+
+def compare_environments(statuses: list[Status]) -> Comparison:
+    """Do the deployed environments run the same artifact, and which was deployed last?"""
+    deployed = [(st.env, st.record) for st in statuses if st.record is not None]
+    if len(deployed) < 2:
+        return Comparison(False, [], None)
+    newest, _ = max(deployed, key=lambda pair: pair[1].deployed_at)
+    return Comparison(
+        same=len({record.digest for _, record in deployed}) == 1,
+        runs=[(env, record.version) for env, record in deployed],
+        newest=newest,
+    )
+
+
 def history(config: Config, env_name: str, *, connect: Connect = connect) -> list[HistoryEntry]:
     """Past deployments of ``env_name``, newest first."""
     deployer = open_environment(config, env_name, connect=connect)
@@ -260,9 +282,11 @@ def history(config: Config, env_name: str, *, connect: Connect = connect) -> lis
 
 
 __all__ = [
+    "Comparison",
     "RecordCorrupt",
     "Status",
     "check_requires",
+    "compare_environments",
     "deploy",
     "history",
     "open_environment",

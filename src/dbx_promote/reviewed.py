@@ -39,6 +39,15 @@ def save_plan(plan: Plan, path: str | Path) -> Path:
     return path
 
 
+def confirmed_plan(plan: Plan) -> dict[str, Any]:
+    """The reviewed-plan document of a plan a person confirmed on a terminal.
+
+    Applying with it (`DeployOptions.reviewed_plan`) lands exactly what was confirmed: if
+    the folder moved in between, the deploy stops with `StalePlan`.
+    """
+    return {"signature": plan.signature(), "plan": {"env": plan.env}}
+
+
 def load_plan(path: str | Path) -> dict[str, Any]:
     """Read a saved plan; `PlanFileError` (exit 2) when it is not one."""
     path = Path(path)

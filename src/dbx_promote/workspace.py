@@ -42,7 +42,12 @@ from databricks.sdk.errors.platform import STATUS_CODE_MAPPING
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
 from dbx_promote import __version__
-from dbx_promote.config import Environment, env_var_name, normalize_workspace_path
+from dbx_promote.config import (
+    Environment,
+    env_var_name,
+    environment_host,
+    normalize_workspace_path,
+)
 from dbx_promote.errors import (
     BulkImportRefused,
     ConnectionFailed,
@@ -638,7 +643,7 @@ def connect(
     auth = env.auth or os.environ.get(AUTH_ENV_VAR) or None
     # Per-environment overrides let one process reach two workspaces (Prod reading Test's
     # record for `requires`) when hosts come from pipeline variable groups, not the file.
-    env_host = os.environ.get(env_var_name(env.name, "HOST"))
+    env_host = environment_host(env)
     env_token = os.environ.get(env_var_name(env.name, "TOKEN"))
     kwargs: dict[str, Any] = {
         "product": "dbx-promote",
@@ -646,8 +651,8 @@ def connect(
         "retry_timeout_seconds": int(os.environ.get(RETRY_TIMEOUT_ENV_VAR, "120")),
         "http_timeout_seconds": 60,
     }
-    if env.host or env_host:
-        kwargs["host"] = env.host or env_host
+    if env_host:
+        kwargs["host"] = env_host
     if env_token and not env.profile and auth in (None, "pat"):
         kwargs["token"] = env_token
         auth = "pat"
@@ -665,7 +670,7 @@ def connect(
     elif auth:
         kwargs["auth_type"] = auth
 
-    host = env.host or env_host or os.environ.get("DATABRICKS_HOST")
+    host = env_host or os.environ.get("DATABRICKS_HOST")
     if host:
         _preflight(host)
     try:

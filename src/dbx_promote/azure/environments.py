@@ -23,6 +23,7 @@ where each API area lives (``_apis/ResourceAreas``, then ``OPTIONS <area>/_apis`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -83,6 +84,24 @@ def _check_configuration_class() -> type[Any]:
             self.settings = settings
 
     return CheckConfigurationWithSettings
+
+
+def devops_token(environ: Mapping[str, str] | None = None) -> tuple[str, TokenKind]:
+    """The Azure DevOps token from the environment and its kind (``pat`` or ``bearer``).
+
+    Raises `CredentialsError` (exit 2) naming the variables to set.
+    """
+    source = os.environ if environ is None else environ
+    for name in ("AZURE_DEVOPS_PAT", "AZURE_DEVOPS_EXT_PAT"):
+        if source.get(name):
+            return source[name], "pat"
+    if source.get("SYSTEM_ACCESSTOKEN"):
+        return source["SYSTEM_ACCESSTOKEN"], "bearer"
+    raise CredentialsError(
+        "no Azure DevOps token: set AZURE_DEVOPS_PAT (a PAT with Environment read & manage "
+        "and Identity read scopes) or, in a pipeline, map "
+        "env: {SYSTEM_ACCESSTOKEN: $(System.AccessToken)}"
+    )
 
 
 def connect(organization_url: str, token: str, token_kind: TokenKind = "pat") -> Connection:
