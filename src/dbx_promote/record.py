@@ -22,7 +22,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dbx_promote.errors import RecordCorrupt
+
+# The paths live in layout.py; these names stay importable from here for older callers.
+from dbx_promote.layout import BACKUPS_DIR as BACKUPS_DIR
+from dbx_promote.layout import HISTORY_FILE as HISTORY_FILE
+from dbx_promote.layout import LOCK_FILE as LOCK_FILE
+from dbx_promote.layout import RECORD_FILE as RECORD_FILE
 from dbx_promote.layout import RELEASES_DIR
+from dbx_promote.layout import STATE_DIR as STATE_DIR
 
 RECORD_SCHEMA = 1
 HISTORY_LIMIT = 100
