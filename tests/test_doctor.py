@@ -158,7 +158,7 @@ def test_a_stale_lock_is_reported_as_an_interrupted_deploy(
     status, detail, fix = find(run_doctor(emulator, deployed, "test"), "test", "lock")
     assert status == FAIL
     assert "stale lock, an interrupted deploy: held by ci-agent on agent-7" in detail
-    assert "deploying 2.0.0" in detail and "lock_timeout_minutes=60" in detail
+    assert "deploying 2.0.0" in detail and "lock_stale_minutes: 3" in detail
     assert "dbx-promote deploy --env test --break-lock" in fix
 
 

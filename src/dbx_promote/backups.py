@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from dbx_promote.errors import DbxPromoteError
+from dbx_promote.layout import BACKUPS_DIR
 from dbx_promote.parallel import run_parallel
 from dbx_promote.plan import Change, Plan
 from dbx_promote.state import Folder
@@ -66,6 +68,18 @@ def take_backups(folder: Folder, plan: Plan, stamp: str) -> BackupSet:
 
     saved = [s for s in run_parallel(save, todo, folder.workers) if s is not None]
     return BackupSet(MappingProxyType(dict(saved)))
+
+
+def prune_backups(folder: Folder, keep: int) -> None:
+    """Keep the backups of the last ``keep`` deploys that made any; a failure only warns."""
+    try:
+        found = folder.ws.list_dir(folder.abs(BACKUPS_DIR)) or []
+        # Folder names are UTC timestamps, so their order is the deploys' order.
+        stamps = sorted((o for o in found if o.is_dir), key=lambda o: o.path, reverse=True)
+        for old in stamps[keep:]:
+            folder.ws.delete(old.path, recursive=True)
+    except DbxPromoteError as exc:
+        folder.events.warning(f"could not prune old backups: {exc}")
 
 
 def copy_object(

@@ -441,7 +441,12 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
 
 
 def _deploy_options(
-    dry_run: bool, break_lock: bool, plan: str | None, skip_requires: bool, plan_out: str | None
+    dry_run: bool,
+    break_lock: bool,
+    plan: str | None,
+    skip_requires: bool,
+    plan_out: str | None,
+    force: bool = False,
 ) -> Any:
     from dbx_promote.deploy import DeployOptions
     from dbx_promote.errors import BadInput
@@ -451,12 +456,36 @@ def _deploy_options(
         raise BadInput("--plan-out saves a reviewed plan and needs --dry-run")
     if plan and dry_run:
         raise BadInput("--plan applies a reviewed plan; it cannot be combined with --dry-run")
+    if force and not break_lock:
+        raise BadInput("--force only goes with --break-lock (it breaks a live lock too)")
     return DeployOptions(
         dry_run=dry_run,
         break_lock=break_lock,
+        force=force,
         reviewed_plan=load_plan(plan) if plan else None,
         skip_requires=skip_requires,
     )
+
+
+def _with(options: list[Any]) -> Any:
+    def apply(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+def _lock_flags() -> list[Any]:
+    return [
+        click.option(
+            "--break-lock",
+            is_flag=True,
+            help="Break a stale lock (its deploy died: no heartbeat for lock_stale_minutes, "
+            "or its process on this host is gone).",
+        ),
+        click.option("--force", is_flag=True, help="With --break-lock: break a live lock too."),
+    ]
 
 
 def _deploy_flags(fn: Any) -> Any:
@@ -476,9 +505,7 @@ def _deploy_flags(fn: Any) -> Any:
                 type=click.Path(dir_okay=False),
                 help="Apply only if the live plan equals this reviewed plan.",
             ),
-            click.option(
-                "--break-lock", is_flag=True, help="Break a lock older than lock_timeout_minutes."
-            ),
+            *_lock_flags(),
             click.option("--output", type=click.Choice(["text", "json"]), default="text"),
         ]
     ):
@@ -502,6 +529,7 @@ def deploy_cmd(
     plan_out: str | None,
     plan: str | None,
     break_lock: bool,
+    force: bool,
     output: str,
     skip_requires: bool,
 ) -> None:
@@ -514,7 +542,7 @@ def deploy_cmd(
 
     config = load_config(app.config_path)
     config.environment(env_name)
-    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out)
+    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force)
     if skip_requires:
         app.err.print(
             f"[bold red]--skip-requires: deploying to '{env_name}' without the "
@@ -553,6 +581,7 @@ def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, outpu
         plan_out=None,
         plan=None,
         break_lock=False,
+        force=False,
         output=output,
         skip_requires=False,
     )
@@ -577,6 +606,7 @@ def promote_cmd(
     plan_out: str | None,
     plan: str | None,
     break_lock: bool,
+    force: bool,
     output: str,
     yes: bool,
 ) -> None:
@@ -589,7 +619,7 @@ def promote_cmd(
     config = load_config(app.config_path)
     config.environment(from_env)
     config.environment(to_env)
-    options = _deploy_options(dry_run, break_lock, plan, False, plan_out)
+    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
             raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
@@ -619,11 +649,17 @@ def promote_cmd(
 @click.option("--env", "env_name", required=True, help="Environment to roll back.")
 @click.option("--to", "to", default=None, help="Version or digest (default: the previous release).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
-@click.option("--break-lock", is_flag=True, help="Break a lock older than lock_timeout_minutes.")
+@_with(_lock_flags())
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
 def rollback_cmd(
-    app: AppContext, env_name: str, to: str | None, dry_run: bool, break_lock: bool, output: str
+    app: AppContext,
+    env_name: str,
+    to: str | None,
+    dry_run: bool,
+    break_lock: bool,
+    force: bool,
+    output: str,
 ) -> None:
     """Redeploy the previous (or a named) release from the environment's release store."""
     from dbx_promote import operations
@@ -631,7 +667,7 @@ def rollback_cmd(
 
     config = load_config(app.config_path)
     config.environment(env_name)
-    options = _deploy_options(dry_run, break_lock, None, False, None)
+    options = _deploy_options(dry_run, break_lock, None, False, None, force)
     _run_deploy(
         app,
         output,
@@ -648,33 +684,12 @@ def _render_status(app: AppContext, st: Any) -> None:
         app.out.print(f"[bold]{d['env']}[/bold]: [red]{d['error']}[/red]", highlight=False)
         return
     app.out.print(f"[bold]{d['env']}[/bold]  {d['root']}", highlight=False)
+    _render_interruption(app, d)
     if not d["deployed"]:
         app.out.print("  nothing deployed yet", highlight=False)
-    else:
-        who = d["deployed_by"]
-        run = d["pipeline"] or {}
-        person = run.get("actor") or run.get("requested_for")
-        if person and person != who:
-            who += f" for {person}"
-        if run.get("run_url"):
-            who += f" via {run['run_url']}"
-        rows = [
-            ("version", d["version"]),
-            ("digest", d["digest"]),
-            ("commit", d["commit"] or "-"),
-            ("deployed", f"{d['deployed_at']} by {who} ({d['kind']})"),
-            ("verified", "yes" if d["verified"] else "NO"),
-            ("releases", ", ".join(d["releases"]) or "-"),
-        ]
-        if d["skip_requires"]:
-            rows.append(("warning", "deployed with --skip-requires"))
-        for k, v in rows:
-            app.out.print(f"  {k:<9}{v}", highlight=False, soft_wrap=True)
-    lock = d["lock"]
-    app.out.print(
-        f"  {'lock':<9}" + (f"held by {lock['holder']} since {lock['since']}" if lock else "free"),
-        highlight=False,
-    )
+    for k, v in _record_rows(d) if d["deployed"] else ():
+        app.out.print(f"  {k:<9}{v}", highlight=False, soft_wrap=True)
+    app.out.print(f"  {'lock':<9}{_lock_line(d)}", highlight=False, soft_wrap=True)
     drift = d["drift"]
     if drift["edited"] or drift["missing"] or drift["unmanaged"]:
         for label in ("edited", "missing", "unmanaged"):
@@ -682,6 +697,59 @@ def _render_status(app: AppContext, st: Any) -> None:
                 app.out.print(f"  [yellow]{label:<10}[/yellow]{path}", highlight=False)
     elif d["deployed"]:
         app.out.print(f"  {'drift':<9}none", highlight=False)
+
+
+def _render_interruption(app: AppContext, d: dict[str, Any]) -> None:
+    cut = d["interrupted"]
+    if not cut:
+        return
+    went = f"{cut['from'] or 'nothing'} → {cut['to']}"
+    app.out.print(
+        f"  [bold red]INTERRUPTED[/bold red] a deploy {went} by {cut['holder']} died "
+        f"({cut['why']}): the folder may hold parts of both releases. Finish it with "
+        f"`deploy --break-lock`, or go back to {cut['from'] or 'nothing'} with "
+        "`rollback --break-lock`.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if cut["written"]:
+        app.out.print(
+            f"  {'written':<9}{len(cut['written'])} object(s) by the interrupted deploy",
+            highlight=False,
+        )
+
+
+def _record_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    who = d["deployed_by"]
+    run = d["pipeline"] or {}
+    person = run.get("actor") or run.get("requested_for")
+    if person and person != who:
+        who += f" for {person}"
+    if run.get("run_url"):
+        who += f" via {run['run_url']}"
+    rows = [
+        ("version", d["version"]),
+        ("digest", d["digest"]),
+        ("commit", d["commit"] or "-"),
+        ("deployed", f"{d['deployed_at']} by {who} ({d['kind']})"),
+        ("verified", "yes" if d["verified"] else "NO"),
+        ("releases", ", ".join(d["releases"]) or "-"),
+    ]
+    if d["skip_requires"]:
+        rows.append(("warning", "deployed with --skip-requires"))
+    return rows
+
+
+def _lock_line(d: dict[str, Any]) -> str:
+    lock, state = d["lock"], d["lock_state"] or {}
+    if not lock:
+        return "free"
+    line = f"held by {lock['holder']} since {lock['since']}"
+    if state.get("committed"):
+        return line + " — left by a deploy that committed; the next deploy removes it"
+    if state.get("stale"):
+        return line + f" — stale: {state['stale']}"
+    return line
 
 
 @cli.command("status")

@@ -144,7 +144,7 @@ def test_cmd(
     config.environment(env_name)
     view = TestView(app, quiet=output == "json")
     with view:
-        result = run_tests(config, env_name, only=only, events=view)
+        result = run_tests(config, env_name, only=only, events=view, connect=app.connect)
     if junit_path:
         write_junit(result, junit_path)
     if output == "json":

@@ -77,7 +77,9 @@ _ENV_KEYS = {
     "parameters",
     "approval",
     "ado_environment",
-    "lock_timeout_minutes",
+    "lock_stale_minutes",
+    "lock_timeout_minutes",  # the old name of lock_stale_minutes, still read
+    "keep_backups",
     "parallel",
     "import_rate",
     "tests",
@@ -146,7 +148,9 @@ class Environment:
     parameters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     approval: Approval | None = None
     ado_environment: str = ""
-    lock_timeout_minutes: int = 60
+    # A lock whose heartbeat is older than this is stale (its deploy died).
+    lock_stale_minutes: int = 3
+    keep_backups: int = 10  # deploys whose backups are kept
     parallel: int = 8
     # Imports per second the tool paces itself to (0: no pacing). The service allows
     # about 30 per workspace; sending faster only earns 429s.
@@ -373,9 +377,9 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         )
     requires = _opt_str(raw.get("requires"), f"{where}.requires", problems)
     keep = _int(raw.get("keep_releases", 5), f"{where}.keep_releases", problems, minimum=1)
-    lock_timeout = _int(
-        raw.get("lock_timeout_minutes", 60), f"{where}.lock_timeout_minutes", problems, minimum=1
-    )
+    stale_key = "lock_stale_minutes" if "lock_stale_minutes" in raw else "lock_timeout_minutes"
+    lock_stale = _int(raw.get(stale_key, 3), f"{where}.{stale_key}", problems, minimum=1)
+    keep_backups = _int(raw.get("keep_backups", 10), f"{where}.keep_backups", problems, minimum=1)
     parallel = _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1)
     import_rate = raw.get("import_rate", 30)
     if (
@@ -403,7 +407,8 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         parameters=MappingProxyType(dict(params)),
         approval=approval,
         ado_environment=ado_env or f"dbx-{name}",
-        lock_timeout_minutes=lock_timeout,
+        lock_stale_minutes=lock_stale,
+        keep_backups=keep_backups,
         parallel=parallel,
         import_rate=float(import_rate),
         tests=tests,

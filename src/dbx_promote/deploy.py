@@ -27,41 +27,40 @@ raises `DeployFailed` saying what was restored.
 
 from __future__ import annotations
 
-import os
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
 from dbx_promote.apply import Applied, ApplyFailed, apply_plan
 from dbx_promote.artifact import Artifact
-from dbx_promote.backups import BackupSet, take_backups
+from dbx_promote.backups import BackupSet, prune_backups, take_backups
 from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
-from dbx_promote.errors import DeployFailed
+from dbx_promote.errors import DbxPromoteError, DeployFailed
 from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.layout import Layout
-from dbx_promote.lock import DeployLock
+from dbx_promote.lock import HEARTBEAT_SECONDS, DeployLock, LockRules, new_lock, remove_stale
 from dbx_promote.parallel import together
-from dbx_promote.plan import Plan, make_plan
+from dbx_promote.plan import Adopted, Plan, make_plan
+from dbx_promote.ports import WorkspaceApi
 from dbx_promote.record import (
     RELEASE_PART_BYTES,
     HistoryEntry,
     Lock,
     Record,
     ReleaseRef,
-    local_identity,
-    pipeline_context,
     utc_now,
 )
+from dbx_promote.recovery import HashCache, recognise
 from dbx_promote.releases import ReleaseStore
 from dbx_promote.remote import RemoteObject
 from dbx_promote.restore import FailedDeploy, restore, restore_target
 from dbx_promote.reviewed import check_reviewed_plan
 from dbx_promote.state import Folder
 from dbx_promote.target import Target, target_from_artifact
-from dbx_promote.workspace import Workspace
 
 
 @dataclass
@@ -73,6 +72,7 @@ class DeployOptions:
     kind: str = "deploy"  # deploy | promote | rollback
     reviewed_plan: dict[str, Any] | None = None
     skip_requires: bool = False
+    force: bool = False  # with break_lock: break a live lock too
 
 
 @dataclass
@@ -130,7 +130,10 @@ class DeployStep:
         """Runs once the deploy is recorded and the lock released."""
 
 
-class Deployer:
+W = TypeVar("W", bound=WorkspaceApi)
+
+
+class Deployer(Generic[W]):
     """Deploys targets into one environment's folder.
 
     Args:
@@ -143,11 +146,13 @@ class Deployer:
         release_part_bytes: releases larger than this are stored in parts (the workspace
             refuses imports over 10 MB).
         steps: more parts of a deploy (see `DeployStep`).
+        lock_rules: how others' locks are judged (stale rules; seams for tests).
+        heartbeat_seconds: how often a held lock's heartbeat is refreshed.
     """
 
     def __init__(
         self,
-        ws: Workspace,
+        ws: W,
         env: Environment,
         root: str,
         user: str,
@@ -156,6 +161,8 @@ class Deployer:
         now: Callable[[], str] = utc_now,
         release_part_bytes: int = RELEASE_PART_BYTES,
         steps: Sequence[DeployStep] = (),
+        lock_rules: LockRules | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.ws = ws
         self.env = env
@@ -165,6 +172,8 @@ class Deployer:
         self.now = now
         self.release_part_bytes = release_part_bytes
         self.steps = tuple(steps)
+        self.lock_rules = lock_rules or LockRules(stale_minutes=env.lock_stale_minutes)
+        self.heartbeat_seconds = heartbeat_seconds
         self.folder = Folder(ws, Layout(root), self.events)
         self.store = ReleaseStore(self.folder, release_part_bytes)
         self.commit = Commit(env, user, now, self.store)
@@ -197,6 +206,7 @@ class Deployer:
         *,
         record: Record | None = None,
         listing: list[RemoteObject] | None = None,
+        adopted: Adopted | None = None,
     ) -> tuple[Plan, list[RemoteObject]]:
         """Plan ``target`` against a fresh listing (reads only)."""
         listing = self.listing() if listing is None else listing
@@ -208,6 +218,7 @@ class Deployer:
             root=self.root,
             version=target.version,
             digest=target.digest,
+            adopted=adopted,
         )
         return plan, listing
 
@@ -244,22 +255,28 @@ class Deployer:
 class Run:
     """The state of one deploy: what it read, planned, backed up and touched."""
 
-    def __init__(self, deployer: Deployer, target: Target, options: DeployOptions) -> None:
+    def __init__(self, deployer: Deployer[Any], target: Target, options: DeployOptions) -> None:
         self.deployer = deployer
         self.target = target
         self.options = options
         self.folder = deployer.folder
+        self.deploy_id = uuid.uuid4().hex
         self.record: Record | None = None
         self.history: list[HistoryEntry] = []
+        #: The lock of a deploy that died, and what it had written (recovery.py).
+        self.dead: Lock | None = None
+        self.adopted = Adopted()
+        self.hashes: HashCache = {}
         self.backups = BackupSet()
         self.touched: frozenset[str] = frozenset()
         self.apply_started = False
+        self.committed: Record | None = None
         self.result: DeployResult | None = None
 
     def execute(self) -> DeployResult:
         d, options = self.deployer, self.options
         d.events.phase("planning")
-        record, listing = together(self.folder.read_record, self.folder.listing)
+        record, listing, lock = self._read_state()
         plan = self._plan(record, listing)
         result = self.result = d.result(
             self.target, plan, dry_run=options.dry_run, kind=options.kind
@@ -268,20 +285,51 @@ class Run:
         if options.dry_run:
             return d.finish(result)
         if plan.is_noop:
+            if lock is not None and not self._is_ours(lock):
+                remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
             result.noop = True
             result.verified = True
             return d.finish(result)
         d.events.phase("locking")
         if not self.folder.layout.has_state_dir(listing):
             self.folder.ensure_state_dir()
-        with self._lock():
-            self._under_lock(result)
+        with self._lock(record, plan) as held:
+            self._under_lock(result, held.broken)
         for step in d.steps:
             step.after_commit(self, result)
         return d.finish(result)
 
+    def _read_state(self) -> tuple[Record | None, list[RemoteObject], Lock | None]:
+        """Record and listing at once; the lock too when it matters (--break-lock, or
+        the record says a lock was left behind). A dead deploy's writes are recognised."""
+        folder = self.folder
+        if self.options.break_lock:
+            (record, listing), lock = together(
+                lambda: together(folder.read_record, folder.listing), folder.read_lock
+            )
+        else:
+            (record, listing), lock = together(folder.read_record, folder.listing), None
+            if record is not None and record.lock_left:
+                lock = folder.read_lock()
+        if lock is not None and self.options.break_lock:
+            self._recognise(lock, record, listing)
+        return record, listing, lock
+
+    def _recognise(self, lock: Lock, record: Record | None, listing: list[RemoteObject]) -> None:
+        if lock.intent and not (record and record.deploy_id == lock.deploy_id):
+            self.dead = lock
+            self.adopted = recognise(self.folder, lock, record, listing, self.hashes)
+
+    def _is_ours(self, lock: Lock) -> bool:
+        return lock.deploy_id == self.deploy_id
+
+    def _breaking(self) -> dict[str, bool]:
+        return {"break_lock": self.options.break_lock, "force": self.options.force}
+
     def _plan(self, record: Record | None, listing: list[RemoteObject]) -> Plan:
-        plan, _ = self.deployer.plan(self.target, record=record, listing=listing)
+        plan, _ = self.deployer.plan(
+            self.target, record=record, listing=listing, adopted=self.adopted
+        )
         for step in self.deployer.steps:
             plan = step.extend_plan(self, plan)
         return plan
@@ -295,33 +343,52 @@ class Run:
                 "own: " + "; ".join(plan.conflicts)
             )
 
-    def _lock(self) -> DeployLock:
-        user, host = local_identity()
-        lock = Lock(
-            holder=self.deployer.user or user,
-            started_at=self.deployer.now(),
-            host=host,
-            pid=os.getpid(),
-            version=self.target.version,
-            digest=self.target.digest,
-            run_url=(pipeline_context() or {}).get("run_url"),
+    def _lock(self, record: Record | None, plan: Plan) -> DeployLock:
+        d, t = self.deployer, self.target
+        lock = new_lock(
+            self.deploy_id,
+            d.user,
+            d.now(),
+            version=t.version,
+            digest=t.digest,
+            intent=t.hashes,
+            jupyter=[o.path for o in t.desired if o.format == "JUPYTER"],
+            new_dirs=sorted({*plan.new_dirs, *self.adopted.dirs}),
+            previous=record,
         )
-        env = self.deployer.env
         return DeployLock(
             self.folder,
             lock,
-            env_name=env.name,
-            break_lock=self.options.break_lock,
-            timeout_minutes=env.lock_timeout_minutes,
+            env_name=d.env.name,
+            record=record,
+            rules=d.lock_rules,
+            heartbeat_seconds=d.heartbeat_seconds,
+            on_left_behind=self._left_behind,
+            **self._breaking(),
         )
 
-    def _under_lock(self, result: DeployResult) -> None:
+    def _left_behind(self, lock: Lock) -> str | None:
+        """Our lock could not be removed: say so in the record, so the next deploy (even
+        a no-op) removes it."""
+        if self.committed is None:
+            return None
+        try:
+            self.folder.write_record(replace(self.committed, lock_left=lock.deploy_id))
+        except DbxPromoteError:
+            return "the next changing deploy removes it, or `deploy --break-lock`"
+        return "the next deploy removes it by itself"
+
+    def _under_lock(self, result: DeployResult, broken: Lock | None) -> None:
         # Plan again from what is there now that nobody else can write: another deploy
         # or a hand edit may have landed between the first plan and the lock.
         (self.record, self.history), listing = together(
             lambda: together(self.folder.read_record, self.folder.read_history_or_new),
             self.folder.listing,
         )
+        if broken is not None:
+            self._recognise(broken, self.record, listing)
+        elif self.dead is not None:
+            self._recognise(self.dead, self.record, listing)
         plan = result.plan = self._plan(self.record, listing)
         if self.options.reviewed_plan is not None:
             check_reviewed_plan(self.options.reviewed_plan, plan)
@@ -349,8 +416,7 @@ class Run:
                 self.deployer.store.store, self.target.artifact, release, known
             )
             try:
-                stamp = self.deployer.now().replace(":", "").replace("-", "")
-                self.backups = take_backups(self.folder, plan, stamp)
+                self.backups = take_backups(self.folder, plan, self._stamp())
                 if self.result is not None:
                     self.result.backups = self.backups.paths
                 with self.target.content() as content:
@@ -361,6 +427,9 @@ class Run:
                 wait([stored])
             stored.result()
         return applied
+
+    def _stamp(self) -> str:
+        return self.deployer.now().replace(":", "").replace("-", "")
 
     def _commit(self, plan: Plan, applied: Applied, release: ReleaseRef) -> None:
         commit = self.deployer.commit
@@ -373,8 +442,12 @@ class Run:
             kind=self.options.kind,
             skip_requires=self.options.skip_requires,
         )
+        record = replace(record, deploy_id=self.deploy_id)
         entry = commit.entry(self.target, record.kind, "succeeded", at=record.deployed_at)
         commit.write(record, [entry], self.history, prune)
+        self.committed = record
+        if self.backups.copies:
+            prune_backups(self.folder, self.deployer.env.keep_backups)
 
     def _failed(self, exc: BaseException, plan: Plan) -> DeployFailed:
         """Restore after a failure; the error that says what happened and what was done."""
@@ -391,8 +464,9 @@ class Run:
             self.target,
             self.options.kind,
             cause,
-            touched,
-            plan.new_dirs,
+            # What a dead deploy wrote is undone too: the folder goes back to the record.
+            touched | frozenset(self.adopted.objects),
+            tuple(sorted({*plan.new_dirs, *self.adopted.dirs})),
             self.backups,
             self.history,
         )

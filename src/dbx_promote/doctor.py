@@ -22,6 +22,7 @@ from dbx_promote.errors import (
     PermissionDenied,
     RecordCorrupt,
 )
+from dbx_promote.lock import LockRules, judge
 from dbx_promote.record import (
     HISTORY_FILE,
     LOCK_FILE,
@@ -303,16 +304,23 @@ class _Doctor:
         except RecordCorrupt:
             self.add(env.name, "lock", FAIL, f"{LOCK_FILE} is unreadable", deploy_hint)
             return
-        minutes = lock.age_seconds() / 60
-        if minutes > env.lock_timeout_minutes:
-            since = "an unknown time" if minutes == float("inf") else f"{minutes:.0f} min"
+        # The same stale rules the deploy applies (lock.py): heartbeat, pid, committed.
+        state = judge(lock, record, LockRules(stale_minutes=env.lock_stale_minutes))
+        if state.committed:
+            self.add(
+                env.name,
+                "lock",
+                OK,
+                f"left by a deploy that committed ({lock.describe()}); the next deploy removes it",
+            )
+            return
+        if state.stale is not None:
             self.add(
                 env.name,
                 "lock",
                 FAIL,
-                f"stale lock, an interrupted deploy: held by {lock.describe()}, for {since} "
-                f"(over lock_timeout_minutes={env.lock_timeout_minutes}); the folder may hold "
-                "parts of two releases",
+                f"stale lock, an interrupted deploy: held by {lock.describe()}; {state.stale}; "
+                "the folder may hold parts of two releases",
                 deploy_hint,
             )
             return

@@ -1,18 +1,166 @@
 """The deploy lock, `.dbx-promote/lock.json`, as a context manager.
 
-Created with `overwrite=false`, so two deploys cannot both hold it. A create whose answer
-was lost (a dropped connection) is resolved by reading the lock back: if it is ours, we
-hold it. On exit the lock is deleted only if it is still ours.
+The lock names the deploy (`deploy_id`), its holder (user, host, pid, run URL) and its
+intent (from → to, and the content it writes). While held, a heartbeat refreshes
+`heartbeat_at` (every 30 s). It is created with `overwrite=false`, so two deploys cannot
+both hold it; a create whose answer was lost is resolved by reading the lock back.
+
+A lock is **stale** when the record already carries its `deploy_id` (the deploy committed
+but could not unlock: removed automatically, with a warning), when its holder ran on this
+host and its pid is gone, or when its heartbeat is older than `lock_stale_minutes`.
+`--break-lock` breaks a stale lock; `--break-lock --force` any lock.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from types import TracebackType
 
 from dbx_promote.errors import DbxPromoteError, LockHeld, ObjectExists, WorkspaceError
 from dbx_promote.layout import LOCK_FILE
-from dbx_promote.record import Lock
+from dbx_promote.record import Lock, Record, local_identity, pipeline_context, utc_now
 from dbx_promote.state import Folder
+
+HEARTBEAT_SECONDS = 30.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (unknown counts as running)."""
+    if pid <= 0 or os.name != "posix":
+        return True  # os.kill would terminate the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. EPERM: it exists, it is someone else's
+    return True
+
+
+@dataclass(frozen=True)
+class LockRules:
+    """How to judge someone else's lock (seams for tests: host, pids, clock)."""
+
+    stale_minutes: int = 3
+    host: str = ""
+    alive: Callable[[int], bool] = pid_alive
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+    def this_host(self) -> str:
+        return self.host or socket.gethostname()
+
+
+@dataclass(frozen=True)
+class LockState:
+    """A lock judged by the rules: why it is stale (None: live), or why it is live."""
+
+    lock: Lock
+    stale: str | None
+    live: str = ""
+    committed: bool = False  # the record carries its deploy_id: remove it automatically
+
+
+def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
+    """Apply the stale rules to ``lock`` given the folder's ``record``."""
+    if lock.deploy_id and record is not None and record.deploy_id == lock.deploy_id:
+        return LockState(
+            lock,
+            f"its deploy committed {record.version} (the record carries deploy {lock.deploy_id}) "
+            "but could not remove its lock",
+            committed=True,
+        )
+    here = lock.host == rules.this_host()
+    if here and not rules.alive(lock.pid):
+        return LockState(lock, f"its process {lock.pid} on this host ({lock.host}) is gone")
+    age = lock.heartbeat_age_seconds(rules.now())
+    limit = rules.stale_minutes * 60
+    if age >= limit:
+        return LockState(
+            lock,
+            f"its heartbeat is {_minutes(age)} old (lock_stale_minutes: {rules.stale_minutes})",
+        )
+    where = (
+        f"its process {lock.pid} on this host is running"
+        if here
+        else f"it runs on another host ({lock.host})"
+    )
+    return LockState(
+        lock,
+        None,
+        live=f"its heartbeat is younger than lock_stale_minutes ({rules.stale_minutes}) and {where}",
+    )
+
+
+def _minutes(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown"
+    return f"{int(seconds // 60)} min" if seconds >= 60 else f"{int(seconds)} s"
+
+
+def remove_stale(
+    folder: Folder,
+    current: Lock,
+    record: Record | None,
+    rules: LockRules,
+    *,
+    break_lock: bool,
+    force: bool = False,
+) -> LockState | None:
+    """Remove ``current`` if the rules allow it; returns how it was judged, or None.
+
+    A committed deploy's lock goes without asking (with a warning); a stale one with
+    ``break_lock``; a live one only with ``force`` as well.
+    """
+    state = judge(current, record, rules)
+    if state.committed:
+        folder.events.warning(f"removed the lock of {current.describe()}: {state.stale}")
+    elif break_lock and (state.stale is not None or force):
+        why = state.stale or f"--force ({state.live})"
+        folder.events.warning(f"breaking the lock of {current.describe()}: {why}")
+    else:
+        return None
+    # Delete only the lock we judged, not one another run just took.
+    if folder.read_lock() == current:
+        folder.delete_lock()
+    return state
+
+
+def new_lock(
+    deploy_id: str,
+    holder: str,
+    started_at: str,
+    *,
+    version: str,
+    digest: str,
+    intent: dict[str, str],
+    jupyter: list[str],
+    new_dirs: list[str],
+    previous: Record | None,
+) -> Lock:
+    """Our lock document: who we are and what we are about to write."""
+    user, host = local_identity()
+    return Lock(
+        holder=holder or user,
+        started_at=started_at,
+        host=host,
+        pid=os.getpid(),
+        version=version,
+        digest=digest,
+        run_url=(pipeline_context() or {}).get("run_url"),
+        deploy_id=deploy_id,
+        user=user,
+        heartbeat_at=started_at,
+        from_version=previous.version if previous else None,
+        from_digest=previous.digest if previous else None,
+        intent=intent,
+        jupyter=jupyter,
+        new_dirs=new_dirs,
+    )
 
 
 class DeployLock:
@@ -22,8 +170,11 @@ class DeployLock:
         folder: the deployment folder.
         lock: our lock document.
         env_name: for messages.
-        break_lock: break a lock older than ``timeout_minutes``.
-        timeout_minutes: when a lock counts as stale.
+        record: the folder's record as last read (for the committed-deploy rule).
+        break_lock: break a stale lock; with ``force`` any lock.
+        rules: the stale rules.
+        heartbeat_seconds: how often to refresh ``heartbeat_at`` while held.
+        on_left_behind: called when our lock could not be removed at the end.
     """
 
     def __init__(
@@ -32,18 +183,34 @@ class DeployLock:
         lock: Lock,
         *,
         env_name: str,
-        break_lock: bool,
-        timeout_minutes: int,
+        record: Record | None = None,
+        break_lock: bool = False,
+        force: bool = False,
+        rules: LockRules | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        on_left_behind: Callable[[Lock], str | None] | None = None,
     ) -> None:
         self.folder = folder
         self.lock = lock
         self.env_name = env_name
+        self.record = record
         self.break_lock = break_lock
-        self.timeout_minutes = timeout_minutes
+        self.force = force
+        self.rules = rules or LockRules()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.on_left_behind = on_left_behind
+        #: The lock of a dead deploy this one broke: its intent tells what it wrote.
+        self.broken: Lock | None = None
         self._held = False
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def __enter__(self) -> DeployLock:
         self._acquire()
+        self._beat = threading.Thread(
+            target=self._heartbeat, name="dbx-promote-heartbeat", daemon=True
+        )
+        self._beat.start()
         return self
 
     def __exit__(
@@ -52,7 +219,19 @@ class DeployLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
         self._release()
+
+    def is_ours(self, other: Lock | None) -> bool:
+        if other is None:
+            return False
+        if self.lock.deploy_id:
+            return other.deploy_id == self.lock.deploy_id
+        return other == self.lock
+
+    # --- taking it ---------------------------------------------------------------------
 
     def _acquire(self) -> None:
         for attempt in (1, 2):
@@ -64,7 +243,7 @@ class DeployLock:
                 current = self.folder.read_lock()
                 if current is None:
                     continue  # released between our two calls: try again
-                if current == self.lock:
+                if self.is_ours(current):
                     self._held = True  # our own write, answered by a retry
                     return
                 if attempt == 1 and self._may_break(current):
@@ -72,35 +251,72 @@ class DeployLock:
                 raise self._refusal(current) from None
             except WorkspaceError:
                 # The create may have landed before the connection dropped.
-                if self.folder.read_lock() == self.lock:
+                if self.is_ours(self.folder.read_lock()):
                     self._held = True
                     return
                 raise
         raise LockHeld(f"could not take the lock of '{self.env_name}'; try again")
 
     def _may_break(self, current: Lock) -> bool:
-        if not self.break_lock or current.age_seconds() < self.timeout_minutes * 60:
+        state = remove_stale(
+            self.folder,
+            current,
+            self.record,
+            self.rules,
+            break_lock=self.break_lock,
+            force=self.force,
+        )
+        if state is None:
             return False
-        # Delete only the lock we judged stale, not one another run just took.
-        if self.folder.read_lock() == current:
-            self.folder.events.warning(f"breaking a stale lock held by {current.describe()}")
-            self.folder.delete_lock()
+        if not state.committed:
+            self.broken = current
         return True
 
     def _refusal(self, current: Lock) -> LockHeld:
-        hint = (
-            f"it is younger than lock_timeout_minutes ({self.timeout_minutes})"
-            if self.break_lock
-            else "wait for it to finish, or if it crashed, rerun with --break-lock"
-        )
-        return LockHeld(f"'{self.env_name}' is locked by {current.describe()}; {hint}")
+        state = judge(current, self.record, self.rules)
+        held = f"'{self.env_name}' is locked by {current.describe()}"
+        if state.stale is not None and not self.break_lock:
+            hint = (
+                f"the lock is stale ({state.stale}); if that deploy is over, rerun with "
+                "--break-lock"
+            )
+        elif self.break_lock:
+            hint = (
+                f"not broken: {state.live}; wait for it, or use --break-lock --force if you "
+                "know it is dead"
+            )
+        else:
+            hint = f"{state.live}; wait for it to finish, or if it crashed, rerun with --break-lock"
+        return LockHeld(f"{held}; {hint}")
+
+    # --- while held ------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            try:
+                current = self.folder.read_lock()
+                if not self.is_ours(current):
+                    self.folder.events.warning(
+                        "our lock was broken by another run"
+                        + (f" ({current.describe()})" if current else "")
+                        + "; stopped refreshing it"
+                    )
+                    return
+                beat = replace(self.lock, heartbeat_at=utc_now())
+                self.folder.write_lock(beat)
+                self.lock = beat
+            except DbxPromoteError as exc:
+                self.folder.events.warning(f"could not refresh the lock's heartbeat: {exc}")
+
+    # --- letting go ------------------------------------------------------------------
 
     def _release(self) -> None:
         if not self._held:
             return
+        self._held = False
         try:
             current = self.folder.read_lock()
-            if current != self.lock:
+            if not self.is_ours(current):
                 # Someone broke our lock with --break-lock and may hold their own now.
                 if current is not None:
                     self.folder.events.warning(
@@ -109,9 +325,8 @@ class DeployLock:
                 return
             self.folder.delete_lock()
         except DbxPromoteError as exc:
+            left = self.on_left_behind(self.lock) if self.on_left_behind else None
             self.folder.events.warning(
-                f"could not release the lock {self.folder.abs(LOCK_FILE)} ({exc}); the next "
-                "deploy will report it: remove it with --break-lock once this run is over"
+                f"could not release the lock {self.folder.abs(LOCK_FILE)} ({exc}); "
+                + (left or "remove it with --break-lock once this run is over")
             )
-        finally:
-            self._held = False

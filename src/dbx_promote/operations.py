@@ -29,8 +29,11 @@ from dbx_promote.errors import (
     ReleaseNotFound,
     RequiresNotMet,
 )
+from dbx_promote.lock import LockState, judge
+from dbx_promote.parallel import together
 from dbx_promote.plan import is_drift
 from dbx_promote.record import HistoryEntry, Lock, Record, ReleaseRef
+from dbx_promote.recovery import recognise
 from dbx_promote.workspace import Workspace, connect
 
 Connect = Callable[[Environment], Workspace]
@@ -38,7 +41,7 @@ Connect = Callable[[Environment], Workspace]
 
 def open_environment(
     config: Config, name: str, *, connect: Connect = connect, events: Events | None = None
-) -> Deployer:
+) -> Deployer[Workspace]:
     """Connect to environment ``name`` and resolve its root for the signed-in user."""
     env = config.environment(name)
     ws = connect(env)
@@ -146,13 +149,25 @@ def rollback(
 ) -> DeployResult:
     """Redeploy the previous (or the named) release from the environment's store."""
     deployer = open_environment(config, env_name, connect=connect, events=events)
-    record = deployer.read_record()
+    record, lock = together(deployer.read_record, deployer.read_lock)
     if record is None or not record.releases:
         raise ReleaseNotFound(f"'{env_name}' has no stored releases to roll back to")
-    ref = pick_release(record, to, env_name)
+    if to is None and record.release is not None and is_interrupted(lock, record):
+        # The folder may hold parts of the dead deploy's target: going back means going
+        # to the release the record names, the one that deploy started from.
+        ref = record.release
+    else:
+        ref = pick_release(record, to, env_name)
     with deployer.fetch_release(ref) as artifact:
         target = target_from_artifact(artifact, deployer.env, deployer.user)
         return deployer.deploy(target, replace(options, kind="rollback"))
+
+
+def is_interrupted(lock: Lock | None, record: Record | None) -> bool:
+    """Whether ``lock`` is another deploy's unfinished intent (not a committed one's)."""
+    if lock is None:
+        return False
+    return not (lock.deploy_id and record is not None and record.deploy_id == lock.deploy_id)
 
 
 def pick_release(record: Record, to: str | None, env_name: str) -> ReleaseRef:
@@ -195,6 +210,15 @@ class Status:
     missing: list[str] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
     error: str | None = None
+    lock_state: LockState | None = None
+    #: Objects an interrupted deploy wrote (recognised by content): not hand edits.
+    written: list[str] = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        """A deploy died here: the folder may hold parts of two releases."""
+        st = self.lock_state
+        return st is not None and st.stale is not None and not st.committed
 
     def to_dict(self) -> dict[str, Any]:
         r = self.record
@@ -219,26 +243,67 @@ class Status:
                 "since": self.lock.started_at,
                 "host": self.lock.host,
             },
+            "lock_state": self._lock_dict(),
+            "interrupted": self._interrupted_dict(),
             "drift": {"edited": self.drifted, "missing": self.missing, "unmanaged": self.unmanaged},
             "error": self.error,
         }
 
+    def _lock_dict(self) -> dict[str, Any] | None:
+        lock, st = self.lock, self.lock_state
+        if lock is None:
+            return None
+        return {
+            "pid": lock.pid,
+            "deploy_id": lock.deploy_id or None,
+            "heartbeat_at": lock.heartbeat_at,
+            "run_url": lock.run_url,
+            "from": lock.from_version,
+            "to": lock.version,
+            "stale": st.stale if st else None,
+            "committed": bool(st and st.committed),
+        }
+
+    def _interrupted_dict(self) -> dict[str, Any] | None:
+        if not self.interrupted or self.lock is None:
+            return None
+        lock = self.lock
+        return {
+            "from": lock.from_version,
+            "to": lock.version,
+            "since": lock.started_at,
+            "holder": lock.describe(),
+            "why": self.lock_state.stale if self.lock_state else None,
+            "written": self.written,
+        }
+
 
 def status(config: Config, env_name: str, *, connect: Connect = connect) -> Status:
-    """Record, lock and live drift of one environment."""
+    """Record, lock and live drift of one environment.
+
+    When a deploy died here, the objects it wrote (recognised by content) are reported as
+    its writes, not as hand edits.
+    """
     deployer = open_environment(config, env_name, connect=connect)
-    record = deployer.read_record()
-    lock = deployer.read_lock()
+    (record, lock), listing = together(
+        lambda: together(deployer.read_record, deployer.read_lock), deployer.listing
+    )
     st = Status(env_name, deployer.root, record, lock)
-    present = deployer.folder.layout.content(deployer.listing()).objects
+    if lock is not None:
+        st.lock_state = judge(lock, record, deployer.lock_rules)
+    written: frozenset[str] = frozenset()
+    if st.interrupted and lock is not None and lock.intent:
+        written = frozenset(recognise(deployer.folder, lock, record, listing).objects)
+        st.written = sorted(written)
+    present = deployer.folder.layout.content(listing).objects
     owned = record.objects if record else {}
     for path, obj in sorted(owned.items()):
         live = present.get(path)
         if live is None:
             st.missing.append(path)
-        elif is_drift(obj, live):
+        elif is_drift(obj, live) and path not in written:
             st.drifted.append(path)
-    st.unmanaged = sorted(p for p in present if p not in owned)
+    st.unmanaged = sorted(p for p in present if p not in owned and p not in written)
     return st
 
 
@@ -289,6 +354,7 @@ __all__ = [
     "compare_environments",
     "deploy",
     "history",
+    "is_interrupted",
     "open_environment",
     "pick_release",
     "promote",

@@ -195,6 +195,15 @@ def fingerprint(listing: Iterable[RemoteObject], record: Record | None) -> str:
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Adopted:
+    """Objects and folders an interrupted deploy of ours wrote (recognised by path and
+    content hash, see recovery.py): planned as if the record named them."""
+
+    objects: Mapping[str, ManagedObject] = field(default_factory=dict)
+    dirs: frozenset[str] = frozenset()
+
+
 def make_plan(
     desired: Iterable[DesiredObject],
     listing: Iterable[RemoteObject],
@@ -204,6 +213,7 @@ def make_plan(
     root: str,
     version: str,
     digest: str,
+    adopted: Adopted | None = None,
 ) -> Plan:
     """Compare the desired objects with the folder and the record.
 
@@ -211,10 +221,12 @@ def make_plan(
         desired: the artifact's objects plus generated ones, paths relative to ``root``.
         listing: one recursive listing of ``root`` (our state folder not descended into).
         record: the folder's deployment record, if any.
+        adopted: what an interrupted deploy wrote, owned as if recorded.
     """
     listing = list(listing)
     live = Layout(normalize_workspace_path(root)).content(listing)
-    recorded = dict(record.objects) if record else {}
+    adopted = adopted or Adopted()
+    recorded = {**(record.objects if record else {}), **adopted.objects}
     wanted = {d.path: d for d in desired}
     changes: list[Change] = []
     conflicts: list[str] = []
@@ -249,7 +261,7 @@ def make_plan(
         changes,
         wanted,
         live,
-        candidate_rmdirs=set(record.directories) if record else set(),
+        candidate_rmdirs=set(record.directories if record else ()) | adopted.dirs,
         owned=recorded,
         conflicts=conflicts,
     )

@@ -97,6 +97,10 @@ class Record:
     commit_time: str | None = None
     # The generated `_environment` notebook as deployed, so a restore puts back exactly it.
     environment_source: str | None = None
+    # The deploy that wrote this record (its lock carries the same id).
+    deploy_id: str | None = None
+    # The id of a lock this deploy could not remove: the next deploy removes it.
+    lock_left: str | None = None
 
     @property
     def release(self) -> ReleaseRef | None:
@@ -137,6 +141,8 @@ class Record:
                 pipeline=data.get("pipeline"),
                 skip_requires=bool(data.get("skip_requires", False)),
                 environment_source=data.get("environment_source"),
+                deploy_id=data.get("deploy_id"),
+                lock_left=data.get("lock_left"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None
@@ -196,16 +202,29 @@ def history_from_json(raw: bytes, *, where: str) -> list[HistoryEntry]:
 
 @dataclass(frozen=True)
 class Lock:
-    """`lock.json`: who is deploying, since when."""
+    """`lock.json`: which deploy holds the folder, who runs it, and what it is doing.
+
+    While the deploy runs, ``heartbeat_at`` is refreshed; after it died the lock is its
+    intent: from which release to which, and the content hash of every object it was
+    writing (``intent``), so the next deploy recognises those objects as its own.
+    """
 
     holder: str
     started_at: str
     host: str
     pid: int
-    version: str
+    version: str  # the release being deployed ("to")
     digest: str
     run_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    deploy_id: str = ""
+    user: str = ""  # the operating-system user of the process
+    heartbeat_at: str | None = None
+    from_version: str | None = None
+    from_digest: str | None = None
+    intent: dict[str, str] = field(default_factory=dict)  # path -> sha256 being written
+    jupyter: list[str] = field(default_factory=list)  # intent paths exported as .ipynb
+    new_dirs: list[str] = field(default_factory=list)  # folders this deploy creates
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -213,23 +232,35 @@ class Lock:
     @classmethod
     def from_json(cls, raw: bytes, *, where: str) -> Lock:
         data = _load(raw, where)
+        data.pop("schema_version", None)
         try:
             return cls(**data)
         except TypeError as exc:
             raise RecordCorrupt(_corrupt(where, str(exc))) from None
 
     def age_seconds(self, now: datetime | None = None) -> float:
-        now = now or datetime.now(timezone.utc)
-        try:
-            return (now - parse_time(self.started_at)).total_seconds()
-        except (ValueError, TypeError, AttributeError):
-            return float("inf")  # an unreadable start time counts as stale
+        """Seconds since the deploy took the lock."""
+        return _seconds_since(self.started_at, now)
+
+    def heartbeat_age_seconds(self, now: datetime | None = None) -> float:
+        """Seconds since the holder last showed it was alive (its start, before a beat)."""
+        return _seconds_since(self.heartbeat_at or self.started_at, now)
 
     def describe(self) -> str:
         run = f", run {self.run_url}" if self.run_url else ""
+        pid = f" (pid {self.pid})" if self.pid else ""
         return (
-            f"{self.holder} on {self.host} since {self.started_at} (deploying {self.version}{run})"
+            f"{self.holder} on {self.host}{pid} since {self.started_at} "
+            f"(deploying {self.version}{run})"
         )
+
+
+def _seconds_since(stamp: str | None, now: datetime | None) -> float:
+    now = now or datetime.now(timezone.utc)
+    try:
+        return (now - parse_time(str(stamp))).total_seconds()
+    except (ValueError, TypeError, AttributeError):
+        return float("inf")  # an unreadable time counts as stale
 
 
 def _load(raw: bytes, where: str) -> dict[str, Any]:

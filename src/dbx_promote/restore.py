@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dbx_promote.apply import ApplyFailed, apply_plan
 from dbx_promote.backups import BackupSet
@@ -95,10 +95,7 @@ def restore(folder: Folder, commit: Commit, failed: FailedDeploy, back_to: Resto
     folder.events.warning(f"deploy failed ({one_line(failed.cause)}); restoring")
     # The restore is the last line of defence: it waits out throttling longer than
     # the deploy did.
-    retry = folder.ws.retry
-    patient = folder.with_workspace(
-        folder.ws.with_retry(replace(retry, attempts=retry.attempts * 3))
-    )
+    patient = folder.with_workspace(folder.ws.patient(3))
     commit = commit.on(patient)
     failed_entry = commit.entry(failed.target, failed.kind, "failed", one_line(failed.cause))
     try:

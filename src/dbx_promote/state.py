@@ -11,16 +11,16 @@ from dataclasses import dataclass, replace
 from dbx_promote.errors import RecordCorrupt
 from dbx_promote.events import Events
 from dbx_promote.layout import HISTORY_FILE, LOCK_FILE, RECORD_FILE, STATE_DIR, Layout
+from dbx_promote.ports import WorkspaceApi
 from dbx_promote.record import HistoryEntry, Lock, Record, history_from_json, history_to_json
 from dbx_promote.remote import RemoteObject
-from dbx_promote.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class Folder:
     """A deployment folder: the workspace adapter, the layout, and where events go."""
 
-    ws: Workspace
+    ws: WorkspaceApi
     layout: Layout
     events: Events
 
@@ -31,7 +31,7 @@ class Folder:
     def abs(self, rel: str) -> str:
         return self.layout.abs(rel)
 
-    def with_workspace(self, ws: Workspace) -> Folder:
+    def with_workspace(self, ws: WorkspaceApi) -> Folder:
         return replace(self, ws=ws)
 
     @property
@@ -89,6 +89,10 @@ class Folder:
     def create_lock(self, lock: Lock) -> None:
         """Create the lock only if there is none (`ObjectExists` otherwise)."""
         self.ws.create_file_exclusive(self.abs(LOCK_FILE), lock.to_json())
+
+    def write_lock(self, lock: Lock) -> None:
+        """Overwrite our own lock (the heartbeat)."""
+        self.ws.import_file(self.abs(LOCK_FILE), lock.to_json())
 
     def delete_lock(self) -> None:
         self.ws.delete(self.abs(LOCK_FILE))

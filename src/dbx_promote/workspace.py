@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
@@ -194,6 +194,10 @@ class Workspace:
     def retries(self) -> int:
         """Attempts that were repeated after a throttled, failed or dropped request."""
         return self._counts.retries
+
+    def patient(self, factor: int) -> Workspace:
+        """The same adapter, ``factor`` times the retry attempts (a restore waits longer)."""
+        return self.with_retry(replace(self.retry, attempts=self.retry.attempts * factor))
 
     def with_retry(self, retry: RetryPolicy) -> Workspace:
         """The same adapter (client, throttle, pacer, counters) with another retry policy."""
