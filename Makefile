@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format typecheck pytest demo bench clean
+.PHONY: test lint format typecheck pytest demo bench clean conformance-live
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+# The conformance rows against a real workspace (docs/emulator.md, "Checking the emulator
+# against a real workspace"): DBX_PROMOTE_LIVE_HOST plus the usual Databricks auth.
+conformance-live: $(STAMP)
+	@test -n "$$DBX_PROMOTE_LIVE_HOST" || { echo "set DBX_PROMOTE_LIVE_HOST (and the usual Databricks auth)"; exit 2; }
+	$(BIN)/pytest -q -s -rs tests/test_conformance.py -k test_live_workspace
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
