@@ -16,13 +16,14 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 
 from conformance_directory import ROWS as DIRECTORY_ROWS
+from conformance_jobs import ROWS as JOBS_ROWS
 from conformance_suite import SCRATCH_PREFIX, Behaviour, run_live, run_row, write_report
 from conformance_workspace import ROWS as WORKSPACE_ROWS
 from dbx_promote.emulator import Emulator
 
 from conftest import FakeClock, make_client
 
-ROWS: list[Behaviour] = [*WORKSPACE_ROWS, *DIRECTORY_ROWS]
+ROWS: list[Behaviour] = [*WORKSPACE_ROWS, *DIRECTORY_ROWS, *JOBS_ROWS]
 
 # Read before the autouse fixture scrubs credentials from the environment: live runs use
 # the caller's own auth.
@@ -43,7 +44,8 @@ def test_the_emulator_gives_the_documented_answer(
     row: Behaviour, workspace_client: WorkspaceClient
 ) -> None:
     user = str(workspace_client.current_user.me().user_name)
-    got = run_row(row, workspace_client, f"/Users/{user}/conformance", user)
+    base = f"/Users/{user}/conformance"
+    got = run_row(row, workspace_client, base, user, compute={"serverless": True})
     assert got == row.expected
 
 
@@ -68,7 +70,9 @@ def test_live_mode_works_only_in_a_scratch_folder_it_removes(
 ) -> None:
     """A second emulator plays the real workspace; its request log is the evidence."""
     service = make_client(second_emulator.url, fake_clock)
-    outcomes = run_live(service, make_client(emulator.url, fake_clock), ROWS)
+    outcomes = run_live(
+        service, make_client(emulator.url, fake_clock), ROWS, compute={"serverless": True}
+    )
     report = write_report(outcomes, tmp_path, host=second_emulator.url)
 
     parsed = json.loads((tmp_path / "conformance-report.json").read_text())
@@ -88,9 +92,10 @@ def test_live_mode_works_only_in_a_scratch_folder_it_removes(
     assert writes[0]["endpoint"] == "mkdirs" and writes[0]["path"].startswith(scratch)
     assert writes[-1]["endpoint"] == "delete" and writes[-1]["path"] == writes[0]["path"]
     outside = [r for r in writes if not (r["path"] or "").startswith(writes[0]["path"])]
-    assert [(r["endpoint"], r["path"]) for r in outside] == [
-        ("move", None)  # ENDPOINT_NOT_FOUND: the row that shows move does not exist
-    ]
+    # The row that shows move does not exist (ENDPOINT_NOT_FOUND), and the one tiny run.
+    assert sorted(r["endpoint"] for r in outside) == ["jobs/runs/submit", "move"]
+    [run] = second_emulator.job_runs()
+    assert json.dumps(run).count(writes[0]["path"]) >= 1  # its notebook is in the scratch
     assert not [p for p in second_emulator.tree("/Users") if SCRATCH_PREFIX in p]
 
 

@@ -172,6 +172,38 @@ def test_a_fresh_lock_is_a_running_deploy_not_a_failure(
     assert status == OK and detail.startswith("a deploy is running: ci-agent on agent-7")
 
 
+TESTS_CONFIG = CONFIG.replace(
+    "    root: /Shared/app/test\n",
+    "    root: /Shared/app/test\n"
+    "    tests: {notebooks: [tests/*], compute: {existing_cluster_id: 0601-182128-abc}}\n",
+)
+
+
+def test_an_existing_test_cluster_passes(emulator: Emulator, deployed: Path) -> None:
+    deployed.write_text(TESTS_CONFIG)
+    emulator.configure_jobs(clusters=["0601-182128-abc"])
+    status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "tests")
+    assert (status, detail) == (OK, "test cluster 0601-182128-abc exists (RUNNING)")
+
+
+def test_a_missing_test_cluster_fails_with_the_setting_to_fix(
+    emulator: Emulator, deployed: Path
+) -> None:
+    deployed.write_text(TESTS_CONFIG)
+    status, detail, fix = find(run_doctor(emulator, deployed, "test"), "test", "tests")
+    assert status == FAIL
+    assert detail == "the test cluster 0601-182128-abc does not exist in this workspace"
+    assert "tests.compute.existing_cluster_id" in fix
+
+
+def test_serverless_tests_need_only_the_jobs_api(emulator: Emulator, deployed: Path) -> None:
+    deployed.write_text(
+        TESTS_CONFIG.replace("{existing_cluster_id: 0601-182128-abc}", "{serverless: true}")
+    )
+    status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "tests")
+    assert (status, detail) == (OK, "test runs on serverless; the Jobs API answers")
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     with socket.socket() as s:

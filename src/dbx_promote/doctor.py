@@ -150,6 +150,8 @@ class _Doctor:
                 # A read the checks did not expect to fail (a 403 on a listing, say): report
                 # it and go on with the other environments.
                 self.add(env.name, "read", FAIL, str(exc), "see the message; doctor only reads")
+            if env.tests is not None:
+                self.tests(env, s.ws)
         if env.requires:
             self.requires(env)
 
@@ -326,6 +328,41 @@ class _Doctor:
             return
         self.add(env.name, "lock", OK, f"a deploy is running: {lock.describe()}")
 
+    def tests(self, env: Environment, ws: Workspace) -> None:
+        """The compute the tests run on exists, and the caller may use the Jobs API."""
+        assert env.tests is not None
+        compute = env.tests.compute
+        try:
+            ws.can_list_runs()
+        except DbxPromoteError as exc:
+            self.add(
+                env.name,
+                "tests",
+                FAIL,
+                f"the caller may not use the Jobs API: {exc}",
+                "give the principal workspace access with job runs allowed (the "
+                "'Allow unrestricted cluster creation' entitlement is not needed for "
+                "an existing cluster or serverless)",
+            )
+            return
+        if env.tests.compute_kind != "existing_cluster_id":
+            what = "serverless" if compute.get("serverless") else "a new cluster per run"
+            self.add(env.name, "tests", OK, f"test runs on {what}; the Jobs API answers")
+            return
+        cluster = str(compute["existing_cluster_id"])
+        state = ws.cluster_state(cluster)
+        if state is None:
+            self.add(
+                env.name,
+                "tests",
+                FAIL,
+                f"the test cluster {cluster} does not exist in this workspace",
+                f"fix `tests.compute.existing_cluster_id` of '{env.name}' (the cluster's id "
+                "from its page or `databricks clusters list`), or use {serverless: true}",
+            )
+            return
+        self.add(env.name, "tests", OK, f"test cluster {cluster} exists ({state})")
+
     def requires(self, env: Environment) -> None:
         assert env.requires
         source = self.config.environment(env.requires)
@@ -372,20 +409,23 @@ class _Doctor:
 
     def pipeline(self) -> None:
         """In CI: which pipeline identity runs us, and whether its federation works."""
-        env = self.environ
-        if env.get("TF_BUILD", "").lower() == "true":
-            run = env.get("BUILD_BUILDNUMBER") or env.get("BUILD_BUILDID") or "?"
-            name = env.get("BUILD_DEFINITIONNAME", "")
-            self.add("", "pipeline", OK, f"Azure DevOps pipeline {name} run {run}".strip())
+        from dbx_promote.ci import detect
+
+        ci = detect(self.environ)
+        ctx = ci.run_context() or {}
+        if ci.name == "azure-pipelines":
+            run = ctx.get("build_number") or ctx.get("build_id") or "?"
+            where = ctx.get("run_url") or f"{ctx.get('pipeline', '')} run {run}".strip()
+            self.add("", "pipeline", OK, f"Azure DevOps pipeline {where}")
             self.azure_federation()
-        if env.get("GITHUB_ACTIONS", "").lower() == "true":
-            repo = env.get("GITHUB_REPOSITORY", "?")
+        elif ci.name == "github-actions":
             self.add(
                 "",
                 "pipeline",
                 OK,
-                f"GitHub Actions workflow {env.get('GITHUB_WORKFLOW', '?')} in {repo} "
-                f"(run {env.get('GITHUB_RUN_ID', '?')}, {env.get('GITHUB_REF', '?')})",
+                f"GitHub Actions workflow {ctx.get('workflow', '?')} in "
+                f"{ctx.get('repository', '?')} (run {ctx.get('run_id', '?')}, "
+                f"{ctx.get('ref', '?')})",
             )
             self.github_federation()
 

@@ -242,6 +242,18 @@ class Workspace:
                 grants.append(Grant(kind, name, str(level), bool(perm.inherited)))
         return grants
 
+    def cluster_state(self, cluster_id: str) -> str | None:
+        """The state of an existing cluster (RUNNING, TERMINATED, ...); None if there is none."""
+        try:
+            info = self._call(f"cluster {cluster_id}", lambda: self.client.clusters.get(cluster_id))
+        except ObjectNotFound:
+            return None
+        return str(getattr(info.state, "value", info.state) or "UNKNOWN")
+
+    def can_list_runs(self) -> None:
+        """One page of one job run: a read that needs access to the Jobs API."""
+        self._call("list job runs", lambda: next(iter(self.client.jobs.list_runs(limit=1)), None))
+
     def get_status(self, path: str) -> RemoteObject | None:
         """The object at ``path``, or None when it does not exist."""
         try:

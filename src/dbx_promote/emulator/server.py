@@ -39,6 +39,7 @@ log = logging.getLogger("dbx_promote.emulator")
 
 API_PREFIX = "/api/2.0/"
 WORKSPACE_PREFIX = "/api/2.0/workspace/"
+CLUSTERS_GET = "/api/2.1/clusters/get"  # what the SDK's clusters.get calls
 CONTROL_PREFIX = "/_emulator/"
 SCIM_ME = "preview/scim/v2/Me"
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -450,7 +451,11 @@ class _Handler(BaseHTTPRequestHandler):
                 200, {"workspace_id": emu.workspace_id, "oidc_endpoint": f"{emu.url}/oidc"}
             )
             return
-        if not route.startswith(API_PREFIX) and jobs_endpoint(route) is None:
+        if (
+            not route.startswith(API_PREFIX)
+            and jobs_endpoint(route) is None
+            and route != CLUSTERS_GET
+        ):
             self._send_json(
                 404,
                 {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{route}'"},
@@ -464,6 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._jobs_endpoint = jobs_endpoint(route)
         if self._jobs_endpoint is not None:
             endpoint = "jobs/" + self._jobs_endpoint
+        elif route == CLUSTERS_GET:
+            endpoint = "clusters/get"
         elif route.startswith(WORKSPACE_PREFIX):
             endpoint = route[len(WORKSPACE_PREFIX) :]
         else:
@@ -544,6 +551,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._jobs_endpoint is not None:
             data = _json_body(body) if method == "POST" else {}
             self._send_json(200, emu.jobs.handle(method, self._jobs_endpoint, query, data))
+            return
+        if endpoint == "clusters/get":
+            self._send_json(200, _cluster(emu, method, query.get("cluster_id", "")))
             return
         if endpoint == SCIM_ME:
             if method != "GET":
@@ -654,6 +664,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(
                 500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
             )
+
+
+def _cluster(emu: Emulator, method: str, cluster_id: str) -> dict[str, Any]:
+    """`clusters/get` of one of the clusters one-time runs may use: always RUNNING."""
+    if method != "GET":
+        raise _method_not_allowed(method, "clusters/get")
+    if cluster_id not in emu.jobs.clusters:
+        # The service's shape; the SDK maps it to ResourceDoesNotExist.
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Cluster {cluster_id} does not exist")
+    return {"cluster_id": cluster_id, "cluster_name": cluster_id, "state": "RUNNING"}
 
 
 def _method_not_allowed(method: str, endpoint: str) -> ApiError:
