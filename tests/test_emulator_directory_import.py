@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import zipfile
 
 import pytest
@@ -20,15 +19,6 @@ from databricks.sdk.service.workspace import ImportFormat
 from dbx_promote.emulator import Emulator, EmulatorControl
 
 PY = b"# Databricks notebook source\nprint(1)\n"
-SQL = b"-- Databricks notebook source\nSELECT 1\n"
-IPYNB = json.dumps(
-    {
-        "cells": [{"cell_type": "code", "metadata": {}, "source": ["x = 1"]}],
-        "metadata": {},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-).encode()
 
 
 def make_zip(entries: dict[str, bytes]) -> bytes:
@@ -47,20 +37,6 @@ def import_dir(w: WorkspaceClient, path: str, content: bytes, **kw: object) -> N
 
 def kinds(emu: Emulator, root: str) -> dict[str, tuple[str, str | None]]:
     return {p[len(root) :]: (i["object_type"], i["language"]) for p, i in emu.tree(root).items()}
-
-
-EXPORT_LAYOUT = {
-    "proj/": b"",
-    "proj/etl.py": PY,
-    "proj/q.sql": SQL,
-    "proj/sub/": b"",
-    "proj/sub/deep.scala": b"// Databricks notebook source\n1\n",
-    "proj/sub/stats.r": b"# Databricks notebook source\n1\n",
-    "proj/sub/nb.ipynb": IPYNB,
-    "proj/helpers.py": b"def f():\n    return 1\n",
-    "proj/data.json": b"{}",
-    "proj/empty/": b"",
-}
 
 
 def test_the_refuse_control_answers_400_and_creates_nothing(
