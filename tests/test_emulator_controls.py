@@ -434,6 +434,7 @@ def test_emulator_control_drives_a_remote_emulator(
 def test_cli_serve_prints_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "dbx_promote", "emulator", "serve", "--port", "0"]
     cmd += ["--state", str(tmp_path / "state"), "--user", "me@example.com"]
+    cmd += ["--cluster", "c-2", "--cluster", "c-1", "--run-start-delay", "1.5", "--no-exec"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
         assert proc.stdout is not None
@@ -442,6 +443,11 @@ def test_cli_serve_prints_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
         url = line.split()[-1]
         status, _, body = raw_request(url, "GET", "/api/2.0/preview/scim/v2/Me")
         assert status == 200 and json.loads(body)["userName"] == "me@example.com"
+        assert EmulatorControl(url).job_settings() == {
+            "start_delay_s": 1.5,
+            "clusters": ["c-1", "c-2"],
+            "execute": False,
+        }
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     finally:

@@ -24,7 +24,9 @@ from databricks.sdk.service.jobs import (
 )
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from dbx_promote.emulator import Emulator, JobRule
+from dbx_promote.emulator import Emulator, EmulatorControl, Fault, JobRule
+from dbx_promote.emulator.notebook_exec import build_program
+from dbx_promote.emulator.store import ImportRequest, Store, parse_path
 
 ROOT = "/Shared/app/test"
 ENVIRONMENT = """# Databricks notebook source
@@ -321,3 +323,218 @@ def test_no_exec_runs_every_notebook_as_success_or_by_rule(
     slept = wait(w, submit(w, f"{ROOT}/tests/sleeps", {"marker": ""}))
     out = w.jobs.get_run_output(task_id(slept))
     assert out.notebook_output and out.notebook_output.result == "scripted"
+
+
+def test_rule_applies_only_for_its_times(project: WorkspaceClient, emulator: Emulator) -> None:
+    w = project
+    emulator.add_job_rule(JobRule(path_glob="*/raises", result_state="SUCCESS", times=1))
+    first = wait(w, submit(w, f"{ROOT}/tests/raises"))
+    second = wait(w, submit(w, f"{ROOT}/tests/raises"))
+    assert first.state and first.state.result_state == RunResultState.SUCCESS
+    assert second.state and second.state.result_state == RunResultState.FAILED
+
+
+def test_rule_longer_than_the_timeout_is_timedout(
+    project: WorkspaceClient, emulator: Emulator
+) -> None:
+    w = project
+    emulator.add_job_rule(JobRule(path_glob="*", duration_s=30))
+    run = wait(w, submit(w, f"{ROOT}/tests/check_env", timeout_seconds=1))
+    assert run.state and run.state.result_state == RunResultState.TIMEDOUT
+
+
+# --- notebook details -----------------------------------------------------------------
+
+DETAILS = """# Databricks notebook source
+# MAGIC %python
+# MAGIC print("magic python ran")
+
+# COMMAND ----------
+
+# MAGIC %pip install something
+
+# COMMAND ----------
+
+try:
+    dbutils.notebook.exit("kept")
+except Exception:
+    raise AssertionError("notebook.exit was swallowed")
+"""
+
+
+def test_python_magic_runs_pip_is_skipped_and_exit_is_not_swallowed(
+    project: WorkspaceClient,
+) -> None:
+    w = project
+    upload_notebook(w, f"{ROOT}/tests/details", DETAILS)
+    run = wait(w, submit(w, f"{ROOT}/tests/details"))
+    out = w.jobs.get_run_output(task_id(run))
+    assert out.notebook_output and out.notebook_output.result == "kept"
+    assert out.logs and "magic python ran" in out.logs
+    assert "skipped a %pip cell" in out.logs
+
+
+def test_undefined_widget_fails_like_databricks(project: WorkspaceClient) -> None:
+    w = project
+    source = '# Databricks notebook source\ndbutils.widgets.get("missing")\n'
+    upload_notebook(w, f"{ROOT}/tests/widget", source)
+    out = w.jobs.get_run_output(task_id(wait(w, submit(w, f"{ROOT}/tests/widget"))))
+    assert out.error == "InputWidgetNotDefined: No input widget named missing is defined"
+
+
+def test_notebook_without_exit_has_no_result(project: WorkspaceClient) -> None:
+    w = project
+    upload_notebook(w, f"{ROOT}/tests/quiet", "# Databricks notebook source\nx = 1\n")
+    run = wait(w, submit(w, f"{ROOT}/tests/quiet"))
+    assert run.state and run.state.result_state == RunResultState.SUCCESS
+    out = w.jobs.get_run_output(task_id(run))
+    assert out.notebook_output is None or out.notebook_output.result is None
+
+
+def test_other_languages_are_not_executed_and_follow_rules(
+    project: WorkspaceClient, emulator: Emulator
+) -> None:
+    w = project
+    w.workspace.upload(
+        f"{ROOT}/tests/q", b"SELECT 1/0", format=ImportFormat.SOURCE, language=Language.SQL
+    )
+    plain = wait(w, submit(w, f"{ROOT}/tests/q"))
+    assert plain.state and plain.state.result_state == RunResultState.SUCCESS
+    emulator.add_job_rule(JobRule(path_glob=f"{ROOT}/tests/q", result_state="FAILED"))
+    scripted = wait(w, submit(w, f"{ROOT}/tests/q"))
+    assert scripted.state and scripted.state.result_state == RunResultState.FAILED
+    out = w.jobs.get_run_output(task_id(scripted))
+    assert out.error == "Exception: failed by an emulator job rule"
+
+
+def test_notebooks_see_no_credentials(
+    project: WorkspaceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = project
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-secret-never-in-a-notebook")
+    source = (
+        "# Databricks notebook source\nimport os\n"
+        'dbutils.notebook.exit(",".join(k for k in os.environ if "DATABRICKS" in k))\n'
+    )
+    upload_notebook(w, f"{ROOT}/tests/env", source)
+    out = w.jobs.get_run_output(task_id(wait(w, submit(w, f"{ROOT}/tests/env"))))
+    assert out.notebook_output and out.notebook_output.result == ""
+
+
+def test_failed_task_skips_the_tasks_that_depend_on_it(project: WorkspaceClient) -> None:
+    w = project
+    tasks = [
+        SubmitTask(task_key="a", notebook_task=NotebookTask(notebook_path=f"{ROOT}/tests/raises")),
+        SubmitTask.from_dict(
+            {
+                "task_key": "b",
+                "depends_on": [{"task_key": "a"}],
+                "notebook_task": {"notebook_path": f"{ROOT}/tests/check_env"},
+            }
+        ),
+    ]
+    run = wait(w, w.jobs.submit(tasks=tasks).run_id)
+    assert run.state and run.state.result_state == RunResultState.FAILED
+    assert run.state.state_message and run.state.state_message.startswith("Task a failed")
+    assert run.tasks and run.tasks[1].state
+    assert run.tasks[1].state.result_state == RunResultState.UPSTREAM_FAILED
+
+
+def test_a_lost_submit_response_is_retried_into_the_same_run(
+    project: WorkspaceClient, emulator: Emulator
+) -> None:
+    """The SDK resends a submit whose answer never came; the token makes it one run."""
+    w = project
+    emulator.add_fault(Fault(endpoint="jobs/runs/submit", drop=True, after=True))
+    run_id = submit(w, f"{ROOT}/tests/check_env", idempotency_token="lost-response")
+    assert [r["run_id"] for r in emulator.job_runs()] == [run_id]
+    submits = [e for e in emulator.request_log() if e["endpoint"] == "jobs/runs/submit"]
+    assert [e["status"] for e in submits] == [0, 200]
+
+
+def test_reset_cancels_running_notebooks(
+    project: WorkspaceClient, emulator: Emulator, tmp_path: pathlib.Path
+) -> None:
+    w = project
+    marker = tmp_path / "started"
+    submit(w, f"{ROOT}/tests/sleeps", {"marker": str(marker)})
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    emulator.reset()
+    assert time.monotonic() - started < 10
+    assert emulator.job_runs() == []
+
+
+def test_control_api_drives_jobs_over_http(project: WorkspaceClient, emulator: Emulator) -> None:
+    w = project
+    control = EmulatorControl(emulator.url)
+    control.configure_jobs(start_delay_s=0, clusters=["c-1"], execute=False)
+    control.add_job_rule(JobRule(path_glob="*", result="over http"))
+    run = wait(w, submit(w, f"{ROOT}/tests/raises"))
+    out = w.jobs.get_run_output(task_id(run))
+    assert out.notebook_output and out.notebook_output.result == "over http"
+    assert [r["run_id"] for r in control.job_runs()] == [run.run_id]
+    control.clear_job_rules()
+    assert control.job_settings() == {"start_delay_s": 0.0, "clusters": ["c-1"], "execute": False}
+    with pytest.raises(ValueError, match="result_state must be one of"):
+        JobRule(result_state="MAYBE")
+
+
+# --- how a notebook becomes cells (no process) -------------------------------------------
+
+SEP = "\n\n# COMMAND ----------\n\n"
+PROGRAM_CASES = [
+    ("plain cells", "a = 1" + SEP + "b = 2", [("code", "a = 1\n"), ("code", "b = 2\n")]),
+    ("header dropped", "# Databricks notebook source\nx = 1", [("code", "x = 1\n")]),
+    ("CRLF", "# Databricks notebook source\r\nx = 1\r\n", [("code", "x = 1\n")]),
+    ("markdown skipped", "# MAGIC %md\n# MAGIC # Title" + SEP + "x = 1", [("code", "x = 1\n")]),
+    ("sql skipped", "# MAGIC %sql\n# MAGIC SELECT 1", []),
+    ("python magic", "# MAGIC %python\n# MAGIC y = 2", [("code", "y = 2\n")]),
+    ("sh noted", "# MAGIC %sh ls", [("skip", "skipped a %sh cell of /Shared/p/nb")]),
+    ("empty cells dropped", "x = 1" + SEP + "\n" + SEP, [("code", "x = 1\n")]),
+    (
+        "magic lines in a code cell stay comments",
+        "# MAGIC %md note\nx = 1",
+        [("code", "# MAGIC %md note\nx = 1\n")],
+    ),
+    ("run inlines", "# MAGIC %run ./lib", [("code", "LIB = True\n")]),
+    ("run up a folder", "# MAGIC %run ../top", [("code", "TOP = True\n")]),
+    ("run absolute", "# MAGIC %run /Shared/top", [("code", "TOP = True\n")]),
+    ("run quoted", '# MAGIC %run "./lib"', [("code", "LIB = True\n")]),
+    ("run missing", "# MAGIC %run ./gone", [("error", "Exception: Notebook not found: ./gone.")]),
+    ("run with arguments", "# MAGIC %run ./lib $a=1", [("error", "Exception: '%run ./lib $a=1'")]),
+    (
+        "run a SQL notebook",
+        "# MAGIC %run ./q",
+        [("error", "Exception: %run ./q: /Shared/p/q is a SQL")],
+    ),
+    ("run itself", "# MAGIC %run ./nb", [("error", "Exception: %run ./nb: recursive %run")]),
+    ("run a file", "# MAGIC %run ./data.py", [("error", "Exception: Notebook not found")]),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [case[1:] for case in PROGRAM_CASES],
+    ids=[case[0] for case in PROGRAM_CASES],
+)
+def test_notebook_source_becomes_cells(source: str, expected: list[tuple[str, str]]) -> None:
+    store = Store(None, "u@example.com")
+    store.mkdirs(parse_path("/Shared/p"))
+    for path, text, language in [
+        ("/Shared/p/lib", "LIB = True", "PYTHON"),
+        ("/Shared/top", "TOP = True", "PYTHON"),
+        ("/Shared/p/q", "SELECT 1", "SQL"),
+        ("/Shared/p/nb", source, "PYTHON"),
+    ]:
+        request = ImportRequest(parse_path(path), text.encode(), "SOURCE", language, False)
+        store.import_(request)
+    store.import_(ImportRequest(parse_path("/Shared/p/data.py"), b"1", "RAW", None, False))
+    cells = build_program(store, "/Shared/p/nb", source)
+    got = [(c["kind"], c.get("source") or c.get("note") or c.get("error", "")) for c in cells]
+    assert [kind for kind, _ in got] == [kind for kind, _ in expected]
+    for (kind, text), (_, want) in zip(got, expected, strict=True):
+        assert text == want if kind == "code" else text.startswith(want), (kind, text)

@@ -99,6 +99,10 @@ class EmulatorControl:
         body["clusters"] = None if clusters is None else list(clusters)
         self._call("POST", "jobs/settings", body)
 
+    def job_settings(self) -> dict[str, Any]:
+        """``{"start_delay_s", "clusters", "execute"}`` as they are now."""
+        return dict(self._json("GET", "jobs/settings"))
+
     def job_runs(self) -> list[dict[str, Any]]:
         """Every one-time run since the last reset, oldest first, as ``runs/get`` shows it."""
         return list(self._json("GET", "jobs/runs"))

@@ -202,6 +202,10 @@ class Emulator:
         """Set the runs' start delay, the existing cluster ids, or notebook execution."""
         self.jobs.configure(start_delay_s, clusters, execute)
 
+    def job_settings(self) -> dict[str, Any]:
+        """``{"start_delay_s", "clusters", "execute"}`` as they are now."""
+        return self.jobs.settings()
+
     def job_runs(self) -> list[dict[str, Any]]:
         """Every one-time run since the last reset, oldest first, as ``runs/get`` shows it."""
         return self.jobs.runs()
