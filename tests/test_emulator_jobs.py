@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import pathlib
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 import pytest
 from databricks.sdk import WorkspaceClient
@@ -538,3 +541,45 @@ def test_notebook_source_becomes_cells(source: str, expected: list[tuple[str, st
     assert [kind for kind, _ in got] == [kind for kind, _ in expected]
     for (kind, text), (_, want) in zip(got, expected, strict=True):
         assert text == want if kind == "code" else text.startswith(want), (kind, text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_notebook_does_not_outlive_a_killed_emulator(
+    tmp_path: pathlib.Path, workspace_client_factory: Callable[[str], WorkspaceClient]
+) -> None:
+    cmd = [sys.executable, "-m", "dbx_promote", "emulator", "serve", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        w = workspace_client_factory(proc.stdout.readline().decode().split()[-1])
+        w.workspace.mkdirs("/Shared/k")
+        source = SLEEPS.replace(
+            'pathlib.Path(marker).write_text("started")',
+            "pathlib.Path(marker).write_text(str(__import__('os').getpid()))",
+        )
+        upload_notebook(w, "/Shared/k/sleeps", source)
+        marker = tmp_path / "pid"
+        submit(w, "/Shared/k/sleeps", {"marker": str(marker)})
+        deadline = time.monotonic() + 20
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline, "the notebook never started"
+            time.sleep(0.02)
+        notebook_pid = int(marker.read_text())
+        assert _alive(notebook_pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(notebook_pid):
+            assert time.monotonic() < deadline, "the notebook outlived the emulator"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

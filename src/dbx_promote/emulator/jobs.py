@@ -12,6 +12,7 @@ waits on a process while holding it.
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import re
 import threading
@@ -23,6 +24,8 @@ from typing import Any
 from dbx_promote.emulator.control import JobRule
 from dbx_promote.emulator.notebook_exec import NotebookProcess, Outcome
 from dbx_promote.emulator.store import ApiError, Store, invalid, parse_path
+
+log = logging.getLogger("dbx_promote.emulator")
 
 ENDPOINTS = {
     "runs/submit": "POST",
@@ -294,26 +297,37 @@ class Jobs:
     # --- life cycle ---------------------------------------------------------------------
 
     def _work(self, run: _Run) -> None:
-        if run.cancel.wait(self.start_delay_s):
+        try:
+            if run.cancel.wait(self.start_delay_s):
+                return
+            with self._lock:
+                run.life = "RUNNING"
+            deadline = time.monotonic() + run.timeout if run.timeout else None
+            failed: set[str] = set()
+            for task in run.tasks:
+                if run.cancel.is_set():
+                    break
+                if failed.intersection(task.spec.depends_on):
+                    self._end_task(task, Outcome("UPSTREAM_FAILED"), "SKIPPED")
+                    failed.add(task.spec.key)
+                    continue
+                self._run_task(run, task, deadline)
+                if task.result_state != "SUCCESS":
+                    failed.add(task.spec.key)
+        finally:
             self._finish(run)
-            return
-        with self._lock:
-            run.life = "RUNNING"
-        deadline = time.monotonic() + run.timeout if run.timeout else None
-        failed: set[str] = set()
-        for task in run.tasks:
-            if run.cancel.is_set():
-                break
-            if failed.intersection(task.spec.depends_on):
-                self._end_task(task, Outcome("UPSTREAM_FAILED"), "SKIPPED")
-                failed.add(task.spec.key)
-                continue
-            self._run_task(run, task, deadline)
-            if task.result_state != "SUCCESS":
-                failed.add(task.spec.key)
-        self._finish(run)
 
     def _run_task(self, run: _Run, task: _Task, deadline: float | None) -> None:
+        try:
+            self._run_task_unguarded(run, task, deadline)
+        except Exception as exc:  # a run never stays RUNNING because the emulator broke
+            log.exception(
+                "emulator: run %s task %s failed inside the emulator", run.run_id, task.run_id
+            )
+            error = f"Emulator internal error: {type(exc).__name__}: {exc}"
+            self._end_task(task, Outcome("FAILED", error=error, error_trace=error), "TERMINATED")
+
+    def _run_task_unguarded(self, run: _Run, task: _Task, deadline: float | None) -> None:
         with self._lock:
             task.life, task.start_ms = "RUNNING", _now_ms()
         spec = task.spec

@@ -16,6 +16,8 @@ import json
 import linecache
 import os
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
@@ -196,7 +198,20 @@ def _failed(exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "error": _error_line(exc), "error_trace": trace}
 
 
+def _exit_with_parent() -> None:
+    """End this process when the emulator that started it is gone (killed, crashed)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
+    _exit_with_parent()
     program_file, result_file = argv[1], argv[2]
     with open(program_file, encoding="utf-8") as f:
         program = json.load(f)
