@@ -37,7 +37,8 @@ class Fault:
     """A failure to inject into matching requests.
 
     A request matches when ``endpoint`` (a regex, full match, on the API path after
-    ``/api/2.0/workspace/``, e.g. ``"import"`` or ``"import|export"``) and ``path_glob``
+    ``/api/2.0/workspace/``, e.g. ``"import"`` or ``"import|export"``, or ``jobs/`` plus
+    the path after ``/api/2.x/jobs/``, e.g. ``"jobs/runs/submit"``) and ``path_glob``
     (fnmatch on the request's workspace path, without a ``/Workspace`` prefix) both match,
     and, with ``writes_only``, the endpoint is import, mkdirs or delete. ``None`` matches
     anything. Counting from when the fault was added, matching requests number ``nth``
