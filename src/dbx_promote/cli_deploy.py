@@ -148,6 +148,16 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
         _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
 
 
+def _config(app: AppContext, *env_names: str) -> Any:
+    """The config, every named environment checked to exist (exit 2 before any request)."""
+    from dbx_promote.config import load_config
+
+    config = load_config(app.config_path)
+    for name in env_names:
+        config.environment(name)
+    return config
+
+
 def _deploy_options(
     dry_run: bool,
     break_lock: bool,
@@ -246,10 +256,8 @@ def deploy_cmd(
 
     from dbx_promote import operations
     from dbx_promote.artifact import open_artifact
-    from dbx_promote.config import load_config
 
-    config = load_config(app.config_path)
-    config.environment(env_name)
+    config = _config(app, env_name)
     options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force)
     if skip_requires:
         app.err.print(
@@ -320,13 +328,10 @@ def promote_cmd(
 ) -> None:
     """Deploy the artifact verified in --from to --to: the same bytes, digest-checked."""
     from dbx_promote import operations
-    from dbx_promote.config import load_config
     from dbx_promote.errors import BadInput
     from dbx_promote.reviewed import confirmed_plan
 
-    config = load_config(app.config_path)
-    config.environment(from_env)
-    config.environment(to_env)
+    config = _config(app, from_env, to_env)
     options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
@@ -371,10 +376,8 @@ def rollback_cmd(
 ) -> None:
     """Redeploy the previous (or a named) release from the environment's release store."""
     from dbx_promote import operations
-    from dbx_promote.config import load_config
 
-    config = load_config(app.config_path)
-    config.environment(env_name)
+    config = _config(app, env_name)
     options = _deploy_options(dry_run, break_lock, None, False, None, force)
     _run_deploy(
         app,

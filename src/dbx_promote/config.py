@@ -345,6 +345,32 @@ def _parse_build(raw: Any, problems: list[str]) -> BuildSettings:
     return BuildSettings(include=include, exclude=exclude, strip_outputs=strip, allow_files=allow)
 
 
+def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """Retention, locking and pacing of one environment (the `Environment` fields)."""
+    stale_key = "lock_stale_minutes" if "lock_stale_minutes" in raw else "lock_timeout_minutes"
+    import_rate = raw.get("import_rate", 30)
+    if (
+        isinstance(import_rate, bool)
+        or not isinstance(import_rate, (int, float))
+        or import_rate < 0
+    ):
+        problems.append(f"{where}.import_rate must be a number >= 0 (0: no pacing)")
+        import_rate = 30
+    return {
+        "keep_releases": _int(
+            raw.get("keep_releases", 5), f"{where}.keep_releases", problems, minimum=1
+        ),
+        "lock_stale_minutes": _int(
+            raw.get(stale_key, 3), f"{where}.{stale_key}", problems, minimum=1
+        ),
+        "keep_backups": _int(
+            raw.get("keep_backups", 10), f"{where}.keep_backups", problems, minimum=1
+        ),
+        "parallel": _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1),
+        "import_rate": float(import_rate),
+    }
+
+
 def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment | None:
     where = f"environments.{name}"
     if not _NAME.match(name):
@@ -376,19 +402,7 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
             f"{where}.auth '{auth}' is not one of: {', '.join(sorted(KNOWN_AUTH_MODES))}"
         )
     requires = _opt_str(raw.get("requires"), f"{where}.requires", problems)
-    keep = _int(raw.get("keep_releases", 5), f"{where}.keep_releases", problems, minimum=1)
-    stale_key = "lock_stale_minutes" if "lock_stale_minutes" in raw else "lock_timeout_minutes"
-    lock_stale = _int(raw.get(stale_key, 3), f"{where}.{stale_key}", problems, minimum=1)
-    keep_backups = _int(raw.get("keep_backups", 10), f"{where}.keep_backups", problems, minimum=1)
-    parallel = _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1)
-    import_rate = raw.get("import_rate", 30)
-    if (
-        isinstance(import_rate, bool)
-        or not isinstance(import_rate, (int, float))
-        or import_rate < 0
-    ):
-        problems.append(f"{where}.import_rate must be a number >= 0 (0: no pacing)")
-        import_rate = 30
+    engine = _engine_settings(raw, where, problems)
     params = raw.get("parameters") or {}
     if not isinstance(params, dict):
         problems.append(f"{where}.parameters must be a mapping")
@@ -403,14 +417,10 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         profile=profile,
         auth=auth,
         requires=requires,
-        keep_releases=keep,
         parameters=MappingProxyType(dict(params)),
         approval=approval,
         ado_environment=ado_env or f"dbx-{name}",
-        lock_stale_minutes=lock_stale,
-        keep_backups=keep_backups,
-        parallel=parallel,
-        import_rate=float(import_rate),
+        **engine,
         tests=tests,
     )
 

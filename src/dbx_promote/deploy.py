@@ -95,12 +95,11 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.plan.identity(),
             "env": self.env,
             "root": self.root,
             "version": self.version,
             "digest": self.digest,
-            "previous_version": self.plan.previous_version,
-            "previous_digest": self.plan.previous_digest,
             "dry_run": self.dry_run,
             "changes": self.plan.changes_summary(),
             "verified": self.verified,

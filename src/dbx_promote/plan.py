@@ -154,7 +154,8 @@ class Plan:
             ),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
+        """Where, and from which release to which (the head of every plan document)."""
         return {
             "env": self.env,
             "root": self.root,
@@ -162,6 +163,11 @@ class Plan:
             "digest": self.digest,
             "previous_version": self.previous_version,
             "previous_digest": self.previous_digest,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.identity(),
             "listing_fingerprint": self.listing_fingerprint,
             "changes": [asdict(c) for c in self.changes],
             "unmanaged": list(self.unmanaged),
@@ -236,16 +242,7 @@ def make_plan(
             conflicts.append(f"{path} is a folder in the workspace but a {d.kind} in the artifact")
             continue
         changes.append(_compare(d, live.objects.get(path), recorded.get(path)))
-    for path in sorted(set(recorded) - set(wanted)):
-        r = live.objects.get(path)
-        if r is None:
-            continue
-        rec = recorded[path]
-        drift = is_drift(rec, r)
-        reason = (
-            "edited by hand, removed from the artifact" if drift else "removed from the artifact"
-        )
-        changes.append(Change(DELETE, path, rec.kind, rec.language, reason, drift, backup=drift))
+    changes += _removals(recorded, wanted, live)
     for folder in sorted(folders_of(wanted)):
         if folder in live.objects and folder not in recorded:
             conflicts.append(f"{folder} is an object in the workspace but a folder in the artifact")
@@ -265,6 +262,26 @@ def make_plan(
         owned=recorded,
         conflicts=conflicts,
     )
+
+
+def _removals(
+    recorded: Mapping[str, ManagedObject],
+    wanted: Mapping[str, DesiredObject],
+    live: FolderContent,
+) -> list[Change]:
+    """Recorded objects the artifact no longer has, still in the folder: deleted."""
+    out = []
+    for path in sorted(set(recorded) - set(wanted)):
+        r = live.objects.get(path)
+        if r is None:
+            continue
+        rec = recorded[path]
+        drift = is_drift(rec, r)
+        reason = (
+            "edited by hand, removed from the artifact" if drift else "removed from the artifact"
+        )
+        out.append(Change(DELETE, path, rec.kind, rec.language, reason, drift, backup=drift))
+    return out
 
 
 def is_drift(rec: ManagedObject | None, live: RemoteObject) -> bool:

@@ -16,9 +16,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
@@ -58,6 +57,7 @@ from dbx_promote.errors import (
 )
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
 from dbx_promote.layout import STATE_DIR
+from dbx_promote.pacing import Pacer, Throttle
 from dbx_promote.remote import Grant, Identity, JobRun, JobRunOutput, RemoteObject, RunSpec
 
 log = logging.getLogger("dbx_promote.workspace")
@@ -75,80 +75,6 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
-
-
-class Throttle:
-    """A concurrency limit that halves on 429 and creeps back up on success (AIMD).
-
-    The service allows about 30 imports per second; hammering it with a fixed pool just
-    produces a storm of 429s. Every worker takes a slot before a write and gives it back
-    after, so the number in flight follows what the workspace currently accepts.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.max_limit = max(1, limit)
-        self.limit = self.max_limit
-        self._in_flight = 0
-        self._successes = 0
-        self._cond = threading.Condition()
-        self.throttled = 0
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self._cond:
-            while self._in_flight >= self.limit:
-                self._cond.wait()
-            self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._in_flight -= 1
-                self._cond.notify_all()
-
-    def on_throttled(self) -> None:
-        with self._cond:
-            self.throttled += 1
-            self.limit = max(1, self.limit // 2)
-            self._successes = 0
-
-    def on_success(self) -> None:
-        with self._cond:
-            self._successes += 1
-            if self.limit < self.max_limit and self._successes >= self.limit:
-                self.limit += 1
-                self._successes = 0
-                self._cond.notify_all()
-
-
-class Pacer:
-    """Spaces imports at most ``rate`` per second, shared by every worker thread.
-
-    Each call reserves the next free slot and sleeps until it, once: sending at the
-    service's pace avoids the 429s (and the halved concurrency) that bursting would cause.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        sleep: Callable[[float], None],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self._sleep = sleep
-        self._clock = clock
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
 
 
 @dataclass
@@ -504,51 +430,51 @@ class Workspace:
                 self._counts.requests += 1
             try:
                 result = fn()
-            except TooManyRequests as exc:
-                self.throttle.on_throttled()
-                self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
-                continue
-            except TemporarilyUnavailable as exc:
-                self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
-                continue
-            except (InternalError, DeadlineExceeded) as exc:
-                # A 500 or 504 is usually transient; resending is safe when the request gives
-                # the same result twice (every write but the exclusive lock create).
-                if not idempotent and landed is None:
-                    raise translate(exc, what) from exc
-                if not idempotent and landed is not None and landed():
+            except (DatabricksError, requests.ConnectionError, requests.Timeout) as exc:
+                if self._after_failure(what, attempt, exc, idempotent, landed):
                     return cast(T, None)
-                self._backoff(what, attempt, exc, None)
                 continue
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                # A dropped connection may or may not have applied the write. Only
-                # requests that give the same result twice, or whose effect can be
-                # looked up, are sent again.
-                if not idempotent and landed is None:
-                    raise WorkspaceError(
-                        f"connection lost during {what}; the workspace did not answer"
-                    ) from exc
-                if not idempotent and landed is not None and landed():
-                    return cast(T, None)
-                self._backoff(what, attempt, exc, None)
-                continue
-            except DatabricksError as exc:
-                if _is_dropped(exc) and (idempotent or landed is not None):
-                    if not idempotent and landed is not None and landed():
-                        return cast(T, None)
-                    self._backoff(what, attempt, exc, None)
-                    continue
-                raise translate(exc, what) from exc
             except TimeoutError as exc:
                 cause = exc.__cause__
                 detail = f" (last error: {_short(cause)})" if cause else ""
                 raise WorkspaceError(
                     f"{what}: the workspace kept failing until the retry budget ran out{detail}"
                 ) from exc
-            else:
-                if write:
-                    self.throttle.on_success()
-                return result
+            if write:
+                self.throttle.on_success()
+            return result
+
+    def _after_failure(
+        self,
+        what: str,
+        attempt: int,
+        exc: Exception,
+        idempotent: bool,
+        landed: Callable[[], bool] | None,
+    ) -> bool:
+        """Back off and return False to send again, or True when a request that must not
+        be resent is known to have landed; raise our error when it failed for good."""
+        if isinstance(exc, (TooManyRequests, TemporarilyUnavailable)):
+            if isinstance(exc, TooManyRequests):
+                self.throttle.on_throttled()
+            self._backoff(what, attempt, exc, getattr(exc, "retry_after_secs", None))
+            return False
+        # A 500, a 504 or a dropped connection is usually transient, but may or may not
+        # have applied the write: only requests that give the same result twice (every
+        # write but the exclusive lock create), or whose effect can be looked up, go again.
+        dropped = not isinstance(exc, DatabricksError) or _is_dropped(exc)
+        transient = dropped or isinstance(exc, (InternalError, DeadlineExceeded))
+        if transient and not idempotent and landed is not None:
+            if landed():
+                return True
+        elif not transient or not idempotent:
+            if isinstance(exc, DatabricksError):
+                raise translate(exc, what) from exc
+            raise WorkspaceError(
+                f"connection lost during {what}; the workspace did not answer"
+            ) from exc
+        self._backoff(what, attempt, exc, None)
+        return False
 
     def _backoff(self, what: str, attempt: int, exc: BaseException, retry_after: Any) -> None:
         if attempt >= self.retry.attempts:
@@ -656,10 +582,37 @@ def connect(
     the config, then `DBX_PROMOTE_AUTH`, then the SDK's own sources (`DATABRICKS_*`
     variables, ~/.databrickscfg). Raises `CredentialsError` or `ConnectionFailed` (exit 2).
     """
+    env_host = environment_host(env)
+    kwargs = _sdk_config(env, env_host)
+    host = env_host or os.environ.get("DATABRICKS_HOST")
+    if host:
+        _preflight(host)
+    try:
+        config = Config(**kwargs)
+    except ValueError as exc:
+        raise CredentialsError(_auth_hint(env, exc)) from None
+    if not config.host:
+        raise CredentialsError(
+            f"no workspace host for environment '{env.name}': set 'host' in the config, "
+            "DATABRICKS_HOST, or a profile"
+        )
+    if not host:
+        _preflight(config.host)
+    client = WorkspaceClient(config=config)
+    return Workspace(
+        client,
+        retry=retry,
+        sleep=sleep,
+        parallel=parallel or env.parallel,
+        import_rate=env.import_rate or None,
+    )
+
+
+def _sdk_config(env: Environment, env_host: str | None) -> dict[str, Any]:
+    """The SDK `Config` arguments for ``env``: host, auth mode, per-environment token."""
     auth = env.auth or os.environ.get(AUTH_ENV_VAR) or None
     # Per-environment overrides let one process reach two workspaces (Prod reading Test's
     # record for `requires`) when hosts come from pipeline variable groups, not the file.
-    env_host = environment_host(env)
     env_token = os.environ.get(env_var_name(env.name, "TOKEN"))
     kwargs: dict[str, Any] = {
         "product": "dbx-promote",
@@ -685,29 +638,7 @@ def connect(
         )
     elif auth:
         kwargs["auth_type"] = auth
-
-    host = env_host or os.environ.get("DATABRICKS_HOST")
-    if host:
-        _preflight(host)
-    try:
-        config = Config(**kwargs)
-    except ValueError as exc:
-        raise CredentialsError(_auth_hint(env, exc)) from None
-    if not config.host:
-        raise CredentialsError(
-            f"no workspace host for environment '{env.name}': set 'host' in the config, "
-            "DATABRICKS_HOST, or a profile"
-        )
-    if not host:
-        _preflight(config.host)
-    client = WorkspaceClient(config=config)
-    return Workspace(
-        client,
-        retry=retry,
-        sleep=sleep,
-        parallel=parallel or env.parallel,
-        import_rate=env.import_rate or None,
-    )
+    return kwargs
 
 
 def _auth_hint(env: Environment, exc: ValueError) -> str:
