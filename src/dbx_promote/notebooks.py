@@ -30,6 +30,7 @@ import nbformat
 import nbformat.validator
 
 from dbx_promote.errors import BuildError
+from dbx_promote.layout import ENVIRONMENT_NOTEBOOK
 
 __all__ = [
     "ALLOW_SECRET_MARKER",
@@ -55,7 +56,7 @@ ALLOW_SECRET_MARKER = "dbx-promote: allow-secret"
 DEFAULT_INCLUDE: tuple[str, ...] = ("**/*",)
 
 #: Workspace paths that dbx-promote itself writes at the environment root.
-RESERVED_WORKSPACE_PATHS = frozenset({"_environment"})
+RESERVED_WORKSPACE_PATHS = frozenset({ENVIRONMENT_NOTEBOOK})
 
 #: Folders never packaged, whatever the globs say (hidden names are skipped as well).
 SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints"})
