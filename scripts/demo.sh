@@ -2,7 +2,7 @@
 # The whole promotion story on the local workspace emulator (`make demo`):
 # build v1 -> deploy test -> promote prod -> build v2 (one notebook changed) -> prod refuses
 # v2 straight from the build -> deploy test -> plan prod -> promote prod -> status ->
-# rollback prod -> status -> history.
+# rollback prod -> status -> history -> status --check (what the nightly pipeline runs).
 #
 # Run from the repository root with dbx-promote on PATH. Everything it writes lives in
 # $DBX_PROMOTE_DEMO_DIR (default .demo/), recreated on every run.
@@ -117,6 +117,9 @@ show status --env prod
 
 section "History of prod, newest first"
 show history --env prod
+
+section "The nightly watch: every shared environment clean? (exit 1 names each problem)"
+show status --check
 
 section "Done"
 echo "the workspace stays in $DEMO/workspace; run \`make demo\` again to start over"

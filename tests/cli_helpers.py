@@ -103,10 +103,14 @@ def run_main(
 
 
 def run_cli(
-    cfg: Path, *args: str, host: str | None, extra_env: dict[str, str] | None = None
+    cfg: Path,
+    *args: str,
+    host: str | None,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`dbx-promote --config CFG ARGS` the way a pipeline would run it (in-process)."""
-    return run_main(["--config", str(cfg), *args], env=cli_env(host, extra_env))
+    return run_main(["--config", str(cfg), *args], env=cli_env(host, extra_env), cwd=cwd)
 
 
 def run_cli_process(

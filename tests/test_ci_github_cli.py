@@ -153,3 +153,26 @@ def test_outside_github_actions_nothing_of_it_appears(repo: Path, emulator: Emul
     assert not Path(env["GITHUB_OUTPUT"]).exists()
     st = run_cli(cfg, "status", "--env", "test", "--output", "json", host=emulator.url)
     assert json.loads(st.stdout)["pipeline"] is None
+
+
+def test_github_oidc_without_an_id_token_says_what_the_job_needs(
+    repo: Path, emulator: Emulator
+) -> None:
+    """The SDK's github-oidc finds no token when the job lacks `id-token: write`."""
+    env = {
+        **runner_env(repo),
+        "DBX_PROMOTE_AUTH": "github-oidc",
+        "DATABRICKS_CLIENT_ID": "9f0c2d5e-4b1a-4c3e-8d7f-0a1b2c3d4e5f",
+        "DATABRICKS_TOKEN": "",
+    }
+    proc = run_cli(
+        repo / "dbx-promote.yml", "deploy", "--env", "test", "--dry-run", host=emulator.url,
+        extra_env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("error: environment 'test': GitHub OIDC sign-in failed")
+    assert "grant it the `id-token` permission, set to `write`" in first
+    assert "DATABRICKS_CLIENT_ID" in first
+    ((name, _, message),) = commands(proc.stderr)
+    assert name == "error" and "GitHub OIDC" in message

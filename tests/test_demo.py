@@ -58,6 +58,11 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     assert "dry run: nothing was changed" in out
     assert "all environments run the same artifact" in out
     assert "(refused with exit 1, prod untouched)" in out
+    # It ends with the nightly watch: both shared environments clean, the sandbox skipped.
+    watch = out[out.index("$ dbx-promote status --check") :]
+    assert "ok    test: runs 1.1.0, clean" in watch
+    assert "ok    prod: runs 1.0.0, clean" in watch
+    assert "check passed" in watch
     assert "error: 'prod' only takes what is verified in 'test'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     # The plan for v2 touches exactly the notebook that changed.

@@ -32,12 +32,10 @@ The deploy steps really ``pip install`` the wheel built by the Build stage into 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,13 @@ import yaml
 
 from dbx_promote.artifact import open_artifact
 from dbx_promote.emulator import Emulator
+
+from rehearsal_helpers import (
+    deployed_record,
+    path_without_dev_venv,
+    python_toolcache,
+    release_checkout,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "azure-pipelines.yml"
@@ -178,15 +183,8 @@ class Agent:
         self.build_id = "4242"
         self.log: list[str] = []
         # UsePythonVersion@0: a Python 3.11 first on PATH; the dev venv is not on PATH.
-        self.toolcache = tmp / "hostedtoolcache" / "bin"
-        self.toolcache.mkdir(parents=True)
-        base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-        for name in ("python", "python3"):
-            (self.toolcache / name).symlink_to(base)
-        venv_bin = str(REPO / ".venv")
-        self.base_path = os.pathsep.join(
-            p for p in os.environ.get("PATH", "").split(os.pathsep) if not p.startswith(venv_bin)
-        )
+        self.toolcache = python_toolcache(tmp)
+        self.base_path = path_without_dev_venv()
 
     def run_job(
         self, pipeline: dict[str, Any], stage_: dict[str, Any], job: dict[str, Any], branch: str
@@ -324,29 +322,29 @@ class Agent:
         return done
 
 
-def stage_runs(pipeline: dict[str, Any], name: str, branch: str) -> bool:
-    """Would the stage run (all previous stages succeeded) on ``branch``?"""
+def stage_runs(
+    pipeline: dict[str, Any], name: str, branch: str, reason: str = "IndividualCI"
+) -> bool:
+    """Would the stage run on ``branch`` for a run started for ``reason``? succeeded() holds
+    when every stage it depends on (default: the one before it) would run."""
+    stages = pipeline["stages"]
     stage_ = stage(pipeline, name)
-    variables = {"Build.SourceBranch": branch}
+    index = stages.index(stage_)
+    deps = stage_.get("dependsOn", [stages[index - 1]["stage"]] if index else [])
+    deps = [deps] if isinstance(deps, str) else deps
+    succeeded = all(stage_runs(pipeline, d, branch, reason) for d in deps)
+    variables = {"Build.SourceBranch": branch, "Build.Reason": reason}
     variables.update({v["name"]: v["value"] for v in pipeline.get("variables", [])})
-    return bool(evaluate(stage_.get("condition", "succeeded()"), variables))
+    return bool(evaluate(stage_.get("condition", "succeeded()"), variables, succeeded))
 
 
 @pytest.fixture
 def sources(tmp_path: Path) -> Path:
     """checkout: self -- the committed repository, tagged as a release."""
-    src = tmp_path / "src"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(src)], check=True)
-    subprocess.run(["git", "-C", str(src), "tag", TAG], check=True)
-    # Stand-in for the .venv `make test` (skipped) would have created in the clone.
-    (src / ".venv").symlink_to(REPO / ".venv")
-    return src
+    return release_checkout(tmp_path, TAG)
 
 
-def _record(emu: Emulator, env: str) -> dict[str, Any]:
-    raw = emu.read(f"/Shared/sales-analytics/{env}/.dbx-promote/deployment.json")
-    data: dict[str, Any] = json.loads(raw)
-    return data
+_record = deployed_record
 
 
 def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: Emulator) -> None:
@@ -358,7 +356,8 @@ def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: E
         "dbx-prod": {"DBX_PROMOTE_PROD_HOST": prod.url},
     }
     agent = Agent(tmp_path, sources, groups)
-    assert [s["stage"] for s in pipeline["stages"]] == ["Build", "Test", "Prod"]
+    assert [s["stage"] for s in pipeline["stages"]] == ["Build", "Test", "Prod", "Watch"]
+    assert not stage_runs(pipeline, "Watch", branch)
 
     # Build: lint/tests skipped (recursion), wheel + notebook artifact + config published.
     assert stage_runs(pipeline, "Build", branch)
@@ -436,6 +435,13 @@ def test_prod_stage_runs_only_for_release_tags() -> None:
         "refs/heads/feature": ["Build"],
         "refs/pull/7/merge": ["Build"],
     }
+    # The nightly schedule on main runs only the watch.
+    nightly = [
+        s["stage"]
+        for s in pipeline["stages"]
+        if stage_runs(pipeline, s["stage"], "refs/heads/main", "Schedule")
+    ]
+    assert nightly == ["Watch"]
     # And a failed earlier stage stops everything after it.
     assert not evaluate(
         prod["condition"], {"Build.SourceBranch": "refs/tags/v1", **variables}, False

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from ci_helpers import SHARED_SCHEMAS
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "azure-pipelines.yml"
-SCHEMAS = REPO.parent / "shared" / "schemas"
+SCHEMAS = SHARED_SCHEMAS
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +88,7 @@ def test_triggers_main_tags_and_pull_requests(pipeline: dict[str, Any]) -> None:
 
 
 def test_stages_run_build_then_test_then_prod(pipeline: dict[str, Any]) -> None:
-    assert [s["stage"] for s in pipeline["stages"]] == ["Build", "Test", "Prod"]
+    assert [s["stage"] for s in pipeline["stages"]] == ["Build", "Test", "Prod", "Watch"]
     assert stage(pipeline, "Test")["dependsOn"] == "Build"
     assert stage(pipeline, "Prod")["dependsOn"] == "Test"
 
@@ -96,7 +98,7 @@ def test_deployment_jobs_target_the_gated_environments(pipeline: dict[str, Any])
         s["stage"]: [j["environment"] for j in s["jobs"] if "deployment" in j]
         for s in pipeline["stages"]
     }
-    assert envs == {"Build": [], "Test": ["dbx-test"], "Prod": ["dbx-prod"]}
+    assert envs == {"Build": [], "Test": ["dbx-test"], "Prod": ["dbx-prod"], "Watch": []}
 
 
 def test_conditions_are_on_stages_never_on_deployment_jobs(pipeline: dict[str, Any]) -> None:
@@ -105,7 +107,8 @@ def test_conditions_are_on_stages_never_on_deployment_jobs(pipeline: dict[str, A
         for job in st["jobs"]:
             if "deployment" in job:
                 assert "condition" not in job, job["deployment"]
-    assert "condition" not in stage(pipeline, "Build")
+    # Build skips only the nightly schedule (and with it Test and Prod, which depend on it).
+    assert stage(pipeline, "Build")["condition"].startswith("ne(variables.isSchedule, true)")
 
 
 def test_test_stage_runs_for_main_and_release_tags(pipeline: dict[str, Any]) -> None:
@@ -231,3 +234,18 @@ def test_scripts_use_only_predefined_macros_and_are_valid_bash(pipeline: dict[st
             expanded = MACRO.sub("/tmp/agent", script)
             result = subprocess.run(["bash", "-n"], input=expanded, text=True, capture_output=True)
             assert result.returncode == 0, (script, result.stderr)
+
+
+def test_a_nightly_schedule_watches_prod(pipeline: dict[str, Any]) -> None:
+    """status --check and Prod's smoke tests, on main, even when nothing changed."""
+    (schedule,) = pipeline["schedules"]
+    assert schedule["branches"]["include"] == ["main"]
+    assert schedule["always"] == "true"
+    variables = {v["name"]: v["value"] for v in pipeline["variables"] if "name" in v}
+    assert variables["isSchedule"] == "$[eq(variables['Build.Reason'], 'Schedule')]"
+    watch = stage(pipeline, "Watch")
+    assert watch["dependsOn"] == [] and watch["condition"] == "eq(variables.isSchedule, true)"
+    text = "\n".join(scripts(watch))
+    assert '"$venv/bin/dbx-promote" status --check; check=$?' in text
+    assert '"$venv/bin/dbx-promote" test --env prod; smoke=$?' in text
+    assert "exit $(( check || smoke ))" in text

@@ -27,6 +27,7 @@ from dbx_promote.cli_deploy import (
     rollback_cmd,
 )
 from dbx_promote.cli_doctor import doctor_cmd
+from dbx_promote.cli_init import init_cmd
 from dbx_promote.cli_status import history_cmd, status_cmd
 from dbx_promote.cli_tests import test_cmd
 from dbx_promote.errors import DbxPromoteError
@@ -265,8 +266,7 @@ def inspect_cmd(app: AppContext, artifact_path: str, output: str) -> None:
     app.out.print(table)
 
 
-# === deploy / diff / promote / rollback (issues 5, 6): in cli_deploy.py =================
-
+# === deploy / diff / promote / rollback (issues 5, 6): in cli_deploy.py ==========
 for _command in (deploy_cmd, diff_cmd, promote_cmd, rollback_cmd, status_cmd, history_cmd):
     cli.add_command(_command)
 
@@ -278,6 +278,10 @@ cli.add_command(test_cmd)
 # === doctor (issue 17): in cli_doctor.py ===================================================
 
 cli.add_command(doctor_cmd)
+
+# === init (issue 16): the command lives beside its rendering in cli_init.py ==============
+
+cli.add_command(init_cmd)
 
 # === ado (issue 7) =========================================================================
 

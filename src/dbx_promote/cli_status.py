@@ -86,13 +86,24 @@ def _lock_line(d: dict[str, Any]) -> str:
 @click.command("status")
 @click.option("--env", "env_name", default=None, help="One environment (default: all).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when an environment shows drift, an interrupted deploy or another problem "
+    "(each named in one line); {user} sandboxes are skipped unless named with --env.",
+)
 @click.pass_obj
-def status_cmd(app: AppContext, env_name: str | None, output: str) -> None:
+def status_cmd(app: AppContext, env_name: str | None, output: str, check: bool) -> None:
     """What runs where: version, digest, who, verified, lock, drift."""
     from dbx_promote import operations
     from dbx_promote.config import load_config
 
     config = load_config(app.config_path)
+    if check:
+        from dbx_promote.cli_check import run_check
+
+        run_check(app, config, env_name, output)
+        return
     if env_name:
         st = operations.status(config, env_name, connect=app.connect)
         if output == "json":

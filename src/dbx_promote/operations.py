@@ -7,7 +7,7 @@ returns data; the CLI renders it. Nothing here prints or exits.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -307,10 +307,13 @@ def status(config: Config, env_name: str, *, connect: Connect = connect) -> Stat
     return st
 
 
-def status_all(config: Config, *, connect: Connect = connect) -> list[Status]:
-    """`status` of every environment; a failing one is reported, not fatal."""
+def status_all(
+    config: Config, *, connect: Connect = connect, names: Iterable[str] | None = None
+) -> list[Status]:
+    """`status` of every environment (or of ``names``); a failing one is reported, not fatal."""
     out = []
-    for name, env in config.environments.items():
+    for name in config.environments if names is None else names:
+        env = config.environment(name)
         try:
             out.append(status(config, name, connect=connect))
         except DbxPromoteError as exc:

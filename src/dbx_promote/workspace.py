@@ -590,7 +590,7 @@ def connect(
     try:
         config = Config(**kwargs)
     except ValueError as exc:
-        raise CredentialsError(_auth_hint(env, exc)) from None
+        raise CredentialsError(_auth_hint(env, exc, kwargs.get("auth_type"))) from None
     if not config.host:
         raise CredentialsError(
             f"no workspace host for environment '{env.name}': set 'host' in the config, "
@@ -641,8 +641,19 @@ def _sdk_config(env: Environment, env_host: str | None) -> dict[str, Any]:
     return kwargs
 
 
-def _auth_hint(env: Environment, exc: ValueError) -> str:
+def _auth_hint(env: Environment, exc: ValueError, auth: str | None = None) -> str:
     text = _short(exc)
+    if auth in ("github-oidc", "github-oidc-azure"):
+        # The SDK finds no token when the job may not ask for one: say what GitHub needs,
+        # worded so that the redaction of "token: <value>" leaves it readable.
+        no_token = ""
+        if not os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+            no_token = " (the job got no OIDC ID token; grant it the `id-token` permission, set to `write`)"
+        return (
+            f"environment '{env.name}': GitHub OIDC sign-in failed{no_token}; set "
+            "DATABRICKS_CLIENT_ID to the service principal's application id and give it a "
+            "federation policy for this repository's subject (docs/github-actions.md)"
+        )
     if "more than one authorization method" in text:
         return (
             f"environment '{env.name}': more than one kind of credentials is set "

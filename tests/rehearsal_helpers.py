@@ -1,0 +1,51 @@
+"""What the Azure Pipelines and GitHub Actions rehearsals share: the checkout, the Python a
+hosted agent puts on PATH, and reading the record a deploy left in an emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dbx_promote.emulator import Emulator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def release_checkout(tmp: Path, tag: str) -> Path:
+    """The committed repository, cloned with full history and tagged as a release."""
+    src = tmp / "src"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(src)], check=True)
+    subprocess.run(["git", "-C", str(src), "tag", tag], check=True)
+    # Stand-in for the .venv `make test` (skipped: we are inside pytest) creates in the clone.
+    (src / ".venv").symlink_to(REPO / ".venv")
+    return src
+
+
+def python_toolcache(tmp: Path) -> Path:
+    """A folder with the base Python 3.11 as python/python3 (UsePythonVersion, setup-python)."""
+    toolcache = tmp / "hostedtoolcache" / "bin"
+    toolcache.mkdir(parents=True)
+    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    for name in ("python", "python3"):
+        (toolcache / name).symlink_to(base)
+    return toolcache
+
+
+def path_without_dev_venv() -> str:
+    """PATH without the dev .venv: an agent has only what its steps install."""
+    venv_bin = str(REPO / ".venv")
+    return os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if not p.startswith(venv_bin)
+    )
+
+
+def deployed_record(emu: Emulator, env: str) -> dict[str, Any]:
+    """The sample project's deployment record in ``env`` (raises if there is none)."""
+    data: dict[str, Any] = json.loads(
+        emu.read(f"/Shared/sales-analytics/{env}/.dbx-promote/deployment.json")
+    )
+    return data
