@@ -19,7 +19,7 @@ def run_check(app: AppContext, config: Config, env_name: str | None, output: str
     from dbx_promote.cli import emit_json
 
     names, skipped = monitor.checked_environments(config, env_name)
-    statuses = operations.status_all(config, names=names)
+    statuses = operations.status_all(config, connect=app.connect, names=names)
     result = monitor.check(config, statuses, skipped=skipped)
     if output == "json":
         emit_json({"environments": [s.to_dict() for s in statuses], "check": result.to_dict()})
