@@ -26,7 +26,7 @@ class Finding:
     """One thing wrong in one environment."""
 
     env: str
-    kind: str  # unreadable | drift | unverified | interrupted | ...
+    kind: str  # unreadable | drift | unverified | interrupted | stale-lock | ...
     message: str
 
     def line(self) -> str:
@@ -94,30 +94,51 @@ def check_verified(env: Environment, st: Status, now: datetime | None) -> Iterab
         )
 
 
-def check_lock(env: Environment, st: Status, now: datetime | None) -> Iterable[Finding]:
-    """A lock older than ``lock_timeout_minutes`` is a deploy that never finished."""
+def check_interrupted(env: Environment, st: Status, now: datetime | None) -> Iterable[Finding]:
+    """A deploy that died here (the engine's judgement of its lock: stale, not committed)."""
     lock = st.lock
-    if lock is None or lock.age_seconds(now) < env.lock_timeout_minutes * 60:
+    if not st.interrupted or lock is None:
         return
+    why = st.lock_state.stale if st.lock_state else None
+    written = f"; {len(st.written)} object(s) of it already written" if st.written else ""
     yield Finding(
         env.name,
         "interrupted",
-        f"the deploy by {lock.describe()} never finished (stale lock): the folder may hold "
-        "parts of two releases; deploy again with --break-lock, or roll back",
+        f"the deploy by {lock.describe()} never finished ({why or 'stale lock'}{written}): the "
+        "folder may hold parts of two releases; deploy again with --break-lock, or roll back",
+    )
+
+
+def check_stale_lock(env: Environment, st: Status, now: datetime | None) -> Iterable[Finding]:
+    """A stale lock left by a deploy that did commit (it could not unlock): it blocks the
+    next deploy until removed."""
+    lock, state = st.lock, st.lock_state
+    if lock is None or state is None or not state.stale or not state.committed:
+        return
+    yield Finding(
+        env.name,
+        "stale-lock",
+        f"a lock of a finished deploy by {lock.describe()} was left behind ({state.stale}); "
+        "the next deploy removes it, or use --break-lock",
     )
 
 
 #: Every check `status --check` runs, in order. Add new ones here.
-CHECKS: tuple[Check, ...] = (check_readable, check_drift, check_verified, check_lock)
+CHECKS: tuple[Check, ...] = (
+    check_readable,
+    check_drift,
+    check_verified,
+    check_interrupted,
+    check_stale_lock,
+)
 
 
 def _notes(env: Environment, st: Status, now: datetime | None) -> list[str]:
     notes = []
     if st.error is None and st.record is None:
         notes.append(f"{env.name}: nothing deployed yet")
-    lock = st.lock
-    if lock is not None and lock.age_seconds(now) < env.lock_timeout_minutes * 60:
-        notes.append(f"{env.name}: a deploy is running: {lock.describe()}")
+    if st.lock is not None and (st.lock_state is None or not st.lock_state.stale):
+        notes.append(f"{env.name}: a deploy is running: {st.lock.describe()}")
     return notes
 
 
