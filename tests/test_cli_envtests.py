@@ -11,10 +11,13 @@ from dbx_promote.cli import main
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """The CLI in this process (no subprocess): exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exited:
+    code = 0
+    try:
         main(list(argv))
+    except SystemExit as exited:
+        code = int(exited.code or 0)
     out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
+    return code, out, err
 
 
 def one_error_line(err: str) -> str:

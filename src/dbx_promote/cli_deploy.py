@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from dbx_promote.cli_context import AppContext, emit_json
+from dbx_promote.cli_tests import DeployTests
 
 # === deploy / diff (issue 5) ===============================================================
 
@@ -107,12 +108,23 @@ def _pipeline_outputs(app: AppContext, result: Any, *, title: str) -> None:
     ci.outputs({"version": result.version, "digest": result.digest})
 
 
-def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None) -> None:
+def _run_deploy(
+    app: AppContext,
+    output: str,
+    run: Any,
+    *,
+    plan_out: str | None,
+    tests: DeployTests | None = None,
+) -> None:
     from dbx_promote.reviewed import save_plan
 
+    tests = tests or DeployTests(app, output)
     events = CliEvents(app, quiet=output == "json")
+    test_options = tests.options()
     try:
-        result = run(events)
+        assert tests.view is not None
+        with tests.view:
+            result = run(events, test_options)
     finally:
         events.close()
     if plan_out:
@@ -146,6 +158,7 @@ def _run_deploy(app: AppContext, output: str, run: Any, *, plan_out: str | None)
             )
     if output != "json" or app.ci.stdout_free:  # stdout must stay one JSON object
         _pipeline_outputs(app, result, title=f"dbx-promote {result.env}: {result.version}")
+    tests.finish(result, _done_sentence(result))
 
 
 def _config(app: AppContext, *env_names: str) -> Any:
@@ -206,6 +219,23 @@ def _lock_flags() -> list[Any]:
     ]
 
 
+def _test_flags() -> list[Any]:
+    return [
+        click.option(
+            "--no-test",
+            is_flag=True,
+            help="Do not run the environment's tests (recorded: the release then does "
+            "not meet 'requires').",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Write the tests' results as JUnit XML here.",
+        ),
+    ]
+
+
 def _deploy_flags(fn: Any) -> Any:
     for option in reversed(
         [
@@ -223,6 +253,7 @@ def _deploy_flags(fn: Any) -> Any:
                 type=click.Path(dir_okay=False),
                 help="Apply only if the live plan equals this reviewed plan.",
             ),
+            *_test_flags(),
             *_lock_flags(),
             click.option("--output", type=click.Choice(["text", "json"]), default="text"),
         ]
@@ -246,18 +277,23 @@ def deploy_cmd(
     dry_run: bool,
     plan_out: str | None,
     plan: str | None,
+    no_test: bool,
+    junit: str | None,
     break_lock: bool,
     force: bool,
     output: str,
     skip_requires: bool,
 ) -> None:
-    """Deploy ARTIFACT (or the working tree, built in memory) to an environment."""
+    """Deploy ARTIFACT (or the working tree, built in memory) to an environment, then run
+    its tests."""
     from contextlib import nullcontext
 
     from dbx_promote import operations
     from dbx_promote.artifact import open_artifact
 
     config = _config(app, env_name)
+    tests = DeployTests(app, output, no_test, junit)
+    tests.warn_skipped(config.environment(env_name))
     options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force)
     if skip_requires:
         app.err.print(
@@ -273,10 +309,17 @@ def deploy_cmd(
         _run_deploy(
             app,
             output,
-            lambda events: operations.deploy(
-                config, env_name, artifact, options, events=events, connect=app.connect
+            lambda events, tested: operations.deploy(
+                config,
+                env_name,
+                artifact,
+                options,
+                events=events,
+                tests=tested,
+                connect=app.connect,
             ),
             plan_out=plan_out,
+            tests=tests,
         )
 
 
@@ -296,6 +339,8 @@ def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, outpu
         dry_run=True,
         plan_out=None,
         plan=None,
+        no_test=False,
+        junit=None,
         break_lock=False,
         force=False,
         output=output,
@@ -321,17 +366,22 @@ def promote_cmd(
     dry_run: bool,
     plan_out: str | None,
     plan: str | None,
+    no_test: bool,
+    junit: str | None,
     break_lock: bool,
     force: bool,
     output: str,
     yes: bool,
 ) -> None:
-    """Deploy the artifact verified in --from to --to: the same bytes, digest-checked."""
+    """Deploy the artifact verified (and tested) in --from to --to: the same bytes,
+    digest-checked; then run the tests of --to."""
     from dbx_promote import operations
     from dbx_promote.errors import BadInput
     from dbx_promote.reviewed import confirmed_plan
 
     config = _config(app, from_env, to_env)
+    tests = DeployTests(app, output, no_test, junit)
+    tests.warn_skipped(config.environment(to_env))
     options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
@@ -351,10 +401,11 @@ def promote_cmd(
     _run_deploy(
         app,
         output,
-        lambda events: operations.promote(
-            config, from_env, to_env, options, events=events, connect=app.connect
+        lambda events, tested: operations.promote(
+            config, from_env, to_env, options, events=events, tests=tested, connect=app.connect
         ),
         plan_out=plan_out,
+        tests=tests,
     )
 
 
@@ -362,6 +413,7 @@ def promote_cmd(
 @click.option("--env", "env_name", required=True, help="Environment to roll back.")
 @click.option("--to", "to", default=None, help="Version or digest (default: the previous release).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@_with(_test_flags())
 @_with(_lock_flags())
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
@@ -370,20 +422,26 @@ def rollback_cmd(
     env_name: str,
     to: str | None,
     dry_run: bool,
+    no_test: bool,
+    junit: str | None,
     break_lock: bool,
     force: bool,
     output: str,
 ) -> None:
-    """Redeploy the previous (or a named) release from the environment's release store."""
+    """Redeploy the previous (or a named) release from the environment's release store,
+    then run its tests."""
     from dbx_promote import operations
 
     config = _config(app, env_name)
+    tests = DeployTests(app, output, no_test, junit)
+    tests.warn_skipped(config.environment(env_name))
     options = _deploy_options(dry_run, break_lock, None, False, None, force)
     _run_deploy(
         app,
         output,
-        lambda events: operations.rollback(
-            config, env_name, to, options, events=events, connect=app.connect
+        lambda events, tested: operations.rollback(
+            config, env_name, to, options, events=events, tests=tested, connect=app.connect
         ),
         plan_out=None,
+        tests=tests,
     )

@@ -68,7 +68,17 @@ def _record_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if d["skip_requires"]:
         rows.append(("warning", "deployed with --skip-requires"))
+    if d["tests"]:
+        rows.append(("tests", _tests_line(d["tests"])))
     return rows
+
+
+def _tests_line(t: dict[str, Any]) -> str:
+    if t["outcome"] == "passed":
+        return f"passed at {t['at']}"
+    if t["outcome"] == "not run":
+        return "not run for this release"
+    return f"{t['outcome'].upper()} at {t['at']}: {t['summary']}"
 
 
 def _lock_line(d: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ a suite that did not pass becomes one error line and exit 1.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,13 +20,17 @@ from dbx_promote.testresults import (
     ERRORED,
     FAILED,
     PASSED,
+    SKIPPED,
     NotebookResult,
     SuiteEvents,
     SuiteResult,
 )
 
 if TYPE_CHECKING:
-    from dbx_promote.cli import AppContext
+    from dbx_promote.cli_context import AppContext
+    from dbx_promote.config import Environment
+    from dbx_promote.deploy import DeployResult
+    from dbx_promote.testgate import TestOptions
 
 _STYLE = {PASSED: "green", FAILED: "red", ERRORED: "red"}
 
@@ -35,20 +40,31 @@ class TestView(SuiteEvents):
 
     __test__ = False
 
-    def __init__(self, app: AppContext, *, quiet: bool) -> None:
+    def __init__(self, app: AppContext, *, quiet: bool, stream: bool = True) -> None:
         self.app = app
         self.quiet = quiet
+        # In a log, a line per test as it finishes (`test`); a deploy prints its plan
+        # first and the test lines after it (stream=False).
+        self.stream = stream
         self.rows: dict[str, dict[str, Any]] = {}
         self._live: Any = None
+
+    @property
+    def lines_shown(self) -> bool:
+        """Whether each test already got its line (in a log; a terminal had the table)."""
+        return self.stream and not self.quiet and not self.app.out.is_terminal
 
     def __enter__(self) -> TestView:
         if not self.quiet and self.app.out.is_terminal:
             from rich.live import Live
 
+            # Transient: once the runs are over the table gives way to one line per test.
             self._live = Live(
-                get_renderable=self._table, console=self.app.out, refresh_per_second=4
+                get_renderable=self._table,
+                console=self.app.out,
+                refresh_per_second=4,
+                transient=True,
             )
-            self._live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -69,6 +85,8 @@ class TestView(SuiteEvents):
         return table
 
     def test_submitted(self, notebook: str, run_id: int) -> None:
+        if self._live is not None and not self._live.is_started:
+            self._live.start()  # only once tests run: a deploy without tests shows none
         self.rows[notebook] = {
             "state": "SUBMITTED",
             "since": time.monotonic(),
@@ -85,7 +103,7 @@ class TestView(SuiteEvents):
         # A test that could not be submitted has no row yet.
         row = self.rows.setdefault(result.notebook, {"since": time.monotonic()})
         row.update(state=result.status, duration=result.duration_s, url=result.run_page_url)
-        if not self.quiet and self._live is None:
+        if self.lines_shown:
             print_test_line(self.app, result)
 
 
@@ -100,12 +118,12 @@ def print_test_line(app: AppContext, t: NotebookResult) -> None:
     app.out.print(line, highlight=False, soft_wrap=True)
 
 
-def render_suite(app: AppContext, result: SuiteResult, *, live_shown: bool) -> None:
-    """The lines after a suite: failing tests (once the live table is gone), the result."""
-    if live_shown:
-        for t in result.not_passed:
+def render_suite(app: AppContext, result: SuiteResult, *, lines_shown: bool) -> None:
+    """The lines after a suite: each test (unless a log already has them), the result."""
+    if not lines_shown:
+        for t in result.tests:
             print_test_line(app, t)
-    style = "green" if result.passed else "red"
+    style = "green" if result.passed else ("yellow" if result.outcome == SKIPPED else "red")
     app.out.print(
         f"[{style}]{result.env} ({result.version}): {result.summary()}[/{style}]",
         highlight=False,
@@ -117,6 +135,53 @@ def suite_failure(result: SuiteResult, prefix: str = "") -> TestsFailed:
     """The exit-1 error for a suite that did not pass."""
     where = prefix or f"tests in {result.env} ({result.version})"
     return TestsFailed(f"{where}: {result.summary()}")
+
+
+@dataclass
+class DeployTests:
+    """What `deploy`, `promote` and `rollback` do about the environment's tests."""
+
+    app: AppContext
+    output: str
+    no_test: bool = False
+    junit: str | None = None
+    view: TestView | None = None
+
+    def options(self) -> TestOptions:
+        from dbx_promote.testgate import TestOptions
+
+        self.view = TestView(self.app, quiet=self.output == "json", stream=False)
+        return TestOptions(run=not self.no_test, events=self.view)
+
+    def warn_skipped(self, env: Environment) -> None:
+        if self.no_test and env.tests is not None:
+            self.app.err.print(
+                f"[bold red]--no-test: the tests of '{env.name}' are skipped; this is "
+                "recorded, and the release does not meet 'requires' until they pass[/bold red]"
+            )
+
+    def finish(self, result: DeployResult, done: str) -> None:
+        """After the deploy's own lines: the tests, JUnit, and exit 1 when they failed."""
+        suite = result.tests
+        if suite is None:
+            return
+        if self.junit and suite.outcome != SKIPPED:
+            from dbx_promote.junit import write_junit
+
+            write_junit(suite, self.junit)
+        if self.output != "json":
+            lines = self.view.lines_shown if self.view else False
+            render_suite(self.app, suite, lines_shown=lines or suite.outcome == SKIPPED)
+        if suite.passed or suite.outcome == SKIPPED:
+            return
+        if result.rolled_back_to or result.rollback_error:
+            then = (
+                f"rolled back to {result.rolled_back_to}"
+                if result.rolled_back_to
+                else f"{result.rollback_error}; {result.version} stays deployed"
+            )
+            raise TestsFailed(f"smoke tests failed in {result.env}: {suite.failures()}; {then}")
+        raise TestsFailed(f"{done}; {suite.summary()}")
 
 
 @click.command("test")
@@ -135,10 +200,10 @@ def test_cmd(
     app: AppContext, env_name: str, junit_path: str | None, only: str | None, output: str
 ) -> None:
     """Run an environment's test notebooks as job runs against the release deployed there."""
-    from dbx_promote.cli import emit_json
+    from dbx_promote.cli_context import emit_json
     from dbx_promote.config import load_config
-    from dbx_promote.envtests import run_tests
     from dbx_promote.junit import write_junit
+    from dbx_promote.operations import run_tests
 
     config = load_config(app.config_path)
     config.environment(env_name)
@@ -150,7 +215,7 @@ def test_cmd(
     if output == "json":
         emit_json(result.to_dict())
     else:
-        render_suite(app, result, live_shown=app.out.is_terminal)
+        render_suite(app, result, lines_shown=view.lines_shown)
         if junit_path:
             app.out.print(f"JUnit results written to {junit_path}", highlight=False)
     if not result.passed:

@@ -61,6 +61,7 @@ from dbx_promote.restore import FailedDeploy, restore, restore_target
 from dbx_promote.reviewed import check_reviewed_plan
 from dbx_promote.state import Folder
 from dbx_promote.target import Target, target_from_artifact
+from dbx_promote.testresults import SuiteResult
 
 
 @dataclass
@@ -73,6 +74,7 @@ class DeployOptions:
     reviewed_plan: dict[str, Any] | None = None
     skip_requires: bool = False
     force: bool = False  # with break_lock: break a live lock too
+    reason: str = ""  # why, for the history (e.g. the failed tests behind a rollback)
 
 
 @dataclass
@@ -92,6 +94,10 @@ class DeployResult:
     backups: list[str] = field(default_factory=list)
     noop: bool = False
     kind: str = "deploy"
+    # Set by the environment's tests after the deploy (testgate.py).
+    tests: SuiteResult | None = None
+    rolled_back_to: str | None = None
+    rollback_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +115,8 @@ class DeployResult:
             "backups": self.backups,
             "noop": self.noop,
             "kind": self.kind,
+            "tests": self.tests.to_dict() if self.tests else None,
+            "rolled_back_to": self.rolled_back_to,
         }
 
 
@@ -442,7 +450,9 @@ class Run:
             skip_requires=self.options.skip_requires,
         )
         record = replace(record, deploy_id=self.deploy_id)
-        entry = commit.entry(self.target, record.kind, "succeeded", at=record.deployed_at)
+        entry = commit.entry(
+            self.target, record.kind, "succeeded", self.options.reason, at=record.deployed_at
+        )
         commit.write(record, [entry], self.history, prune)
         self.committed = record
         if self.backups.copies:

@@ -23,19 +23,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbx_promote.config import Config, Environment, EnvTestSettings, join_workspace
+from dbx_promote.config import Environment, EnvTestSettings, join_workspace
 from dbx_promote.errors import (
     ConfigError,
     DbxPromoteError,
-    LockHeld,
     ObjectNotFound,
-    ReleaseNotFound,
-    RequiresNotMet,
     TestsInterrupted,
     WorkspaceError,
 )
+from dbx_promote.layout import ENVIRONMENT_NOTEBOOK
 from dbx_promote.notebooks import glob_match
-from dbx_promote.plan import ENVIRONMENT_NOTEBOOK
 from dbx_promote.record import Record, utc_now
 from dbx_promote.remote import JobRun, JobRunOutput, RunSpec
 from dbx_promote.testresults import (
@@ -46,7 +43,7 @@ from dbx_promote.testresults import (
     judge,
     suite_outcome,
 )
-from dbx_promote.workspace import Workspace, connect
+from dbx_promote.workspace import Workspace
 
 # --- the plan --------------------------------------------------------------------------
 
@@ -358,40 +355,3 @@ def run_suite(
     )
     runner = SuiteRunner(ws, policy=policy or PollPolicy.from_env(), events=events or SuiteEvents())
     return runner.run(plan)
-
-
-def run_tests(
-    config: Config,
-    env_name: str,
-    *,
-    only: str | None = None,
-    connect: Callable[[Environment], Workspace] = connect,
-    events: SuiteEvents | None = None,
-    policy: PollPolicy | None = None,
-) -> SuiteResult:
-    """`dbx-promote test --env E`: E's tests against the release deployed in E.
-
-    Raises `ConfigError` (no tests, a glob matching nothing), `ReleaseNotFound` (nothing
-    deployed), `RequiresNotMet` (the deployed release is not verified), `LockHeld` (a
-    deploy is under way) and `TestsInterrupted`; a suite that ran returns its result,
-    passed or not.
-    """
-    from dbx_promote import operations
-
-    env = config.environment(env_name)
-    if env.tests is None:
-        plan_suite(env, "/", version="", digest="", notebooks=())  # raises the ConfigError
-    deployer = operations.open_environment(config, env_name, connect=connect)
-    record = deployer.read_record()
-    if record is None:
-        raise ReleaseNotFound(f"nothing is deployed in '{env_name}' yet; deploy a release first")
-    lock = deployer.read_lock()
-    if lock is not None:
-        raise LockHeld(f"a deploy to '{env_name}' is under way ({lock.describe()}); test after it")
-    if not record.verified:
-        raise RequiresNotMet(
-            f"{record.version} in '{env_name}' is not verified; redeploy it before testing"
-        )
-    return run_suite(
-        deployer.ws, env, deployer.root, record, only=only, events=events, policy=policy
-    )

@@ -21,10 +21,12 @@ from dbx_promote.artifact import (
 )
 from dbx_promote.config import Config, Environment
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
+from dbx_promote.envtests import PollPolicy, plan_suite, run_suite
 from dbx_promote.errors import (
     BadInput,
     BuildError,
     DbxPromoteError,
+    LockHeld,
     RecordCorrupt,
     ReleaseNotFound,
     RequiresNotMet,
@@ -34,6 +36,15 @@ from dbx_promote.parallel import together
 from dbx_promote.plan import is_drift
 from dbx_promote.record import HistoryEntry, Lock, Record, ReleaseRef
 from dbx_promote.recovery import recognise
+from dbx_promote.testgate import (
+    TestOptions,
+    after_deploy,
+    check_globs,
+    record_outcome,
+    recorded_outcome,
+    require_passed,
+)
+from dbx_promote.testresults import SuiteEvents, SuiteResult
 from dbx_promote.workspace import Workspace, connect
 
 Connect = Callable[[Environment], Workspace]
@@ -88,6 +99,8 @@ def check_requires(
         raise RequiresNotMet(
             f"{digest} is deployed in '{env.requires}' but not verified; redeploy it there first"
         )
+    if config.environment(env.requires).tests is not None:
+        require_passed(record, env.requires, env.name)
     return record
 
 
@@ -99,14 +112,19 @@ def deploy(
     *,
     connect: Connect = connect,
     events: Events | None = None,
+    tests: TestOptions | None = None,
 ) -> DeployResult:
-    """Deploy ``artifact`` to ``env_name`` (checks `requires` unless skipped)."""
+    """Deploy ``artifact`` to ``env_name`` (checks `requires` unless skipped), then run the
+    environment's tests (see `testgate.after_deploy`; ``tests`` says whether and how)."""
     env = config.environment(env_name)
+    tests = tests or TestOptions()
+    if tests.run and not options.dry_run:
+        check_globs(env, artifact)
     if env.requires and not options.skip_requires:
         check_requires(config, env, artifact.digest, connect=connect)
     deployer = open_environment(config, env_name, connect=connect, events=events)
     target = target_from_artifact(artifact, env, deployer.user)
-    return deployer.deploy(target, options)
+    return after_deploy(deployer, deployer.deploy(target, options), tests)
 
 
 def promote(
@@ -117,8 +135,10 @@ def promote(
     *,
     connect: Connect = connect,
     events: Events | None = None,
+    tests: TestOptions | None = None,
 ) -> DeployResult:
-    """Deploy the artifact verified in ``from_env`` to ``to_env``: the same bytes."""
+    """Deploy the artifact verified in ``from_env`` to ``to_env``: the same bytes (that
+    passed ``from_env``'s tests, when it has tests and ``to_env`` requires it)."""
     if from_env == to_env:
         raise BadInput(f"promote needs two environments; --from and --to both name '{to_env}'")
     source = open_environment(config, from_env, connect=connect)
@@ -130,12 +150,19 @@ def promote(
     if record.release is None:
         raise ReleaseNotFound(f"'{from_env}' has no stored release for {record.digest}")
     target_env = config.environment(to_env)
+    tests = tests or TestOptions()
+    gated = target_env.requires == from_env and config.environment(from_env).tests is not None
+    if gated and not options.skip_requires:
+        require_passed(record, from_env, to_env)
     with source.fetch_release(record.release) as artifact:
+        if tests.run and not options.dry_run:
+            check_globs(target_env, artifact)
         if target_env.requires and target_env.requires != from_env and not options.skip_requires:
             check_requires(config, target_env, artifact.digest, connect=connect)
         deployer = open_environment(config, to_env, connect=connect, events=events)
         target = target_from_artifact(artifact, target_env, deployer.user)
-        return deployer.deploy(target, replace(options, kind="promote"))
+        result = deployer.deploy(target, replace(options, kind="promote"))
+    return after_deploy(deployer, result, tests)
 
 
 def rollback(
@@ -146,8 +173,10 @@ def rollback(
     *,
     connect: Connect = connect,
     events: Events | None = None,
+    tests: TestOptions | None = None,
 ) -> DeployResult:
-    """Redeploy the previous (or the named) release from the environment's store."""
+    """Redeploy the previous (or the named) release from the environment's store, then
+    run the environment's tests against it."""
     deployer = open_environment(config, env_name, connect=connect, events=events)
     record, lock = together(deployer.read_record, deployer.read_lock)
     if record is None or not record.releases:
@@ -160,7 +189,53 @@ def rollback(
         ref = pick_release(record, to, env_name)
     with deployer.fetch_release(ref) as artifact:
         target = target_from_artifact(artifact, deployer.env, deployer.user)
-        return deployer.deploy(target, replace(options, kind="rollback"))
+        result = deployer.deploy(target, replace(options, kind="rollback"))
+    return after_deploy(deployer, result, tests or TestOptions())
+
+
+def run_tests(
+    config: Config,
+    env_name: str,
+    *,
+    only: str | None = None,
+    connect: Connect = connect,
+    events: SuiteEvents | None = None,
+    policy: PollPolicy | None = None,
+) -> SuiteResult:
+    """`dbx-promote test --env E`: E's tests against the release deployed in E, recorded in
+    its record and history (a rerun that passes makes the release meet ``requires``).
+
+    Raises `ConfigError` (no tests, a glob matching nothing), `ReleaseNotFound` (nothing
+    deployed), `RequiresNotMet` (the deployed release is not verified), `LockHeld` (a
+    deploy is under way) and `TestsInterrupted`; a suite that ran returns its result,
+    passed or not.
+    """
+    env = config.environment(env_name)
+    if env.tests is None:
+        plan_suite(env, "/", version="", digest="", notebooks=())  # raises the ConfigError
+    deployer = open_environment(config, env_name, connect=connect)
+    record = deployer.read_record()
+    if record is None:
+        raise ReleaseNotFound(f"nothing is deployed in '{env_name}' yet; deploy a release first")
+    lock = deployer.read_lock()
+    if lock is not None:
+        raise LockHeld(f"a deploy to '{env_name}' is under way ({lock.describe()}); test after it")
+    if not record.verified:
+        raise RequiresNotMet(
+            f"{record.version} in '{env_name}' is not verified; redeploy it before testing"
+        )
+    outcome = run_suite(
+        deployer.ws,
+        env,
+        deployer.root,
+        record,
+        only=only,
+        events=events,
+        policy=policy or PollPolicy.from_env(),
+    )
+    if only is None:  # a partial run proves nothing about the release as a whole
+        record_outcome(deployer, outcome)
+    return outcome
 
 
 def is_interrupted(lock: Lock | None, record: Record | None) -> bool:
@@ -220,6 +295,8 @@ class Status:
         st = self.lock_state
         return st is not None and st.stale is not None and not st.committed
 
+    has_tests: bool = False  # the environment has `tests:` in the config
+
     def to_dict(self) -> dict[str, Any]:
         r = self.record
         return {
@@ -246,6 +323,7 @@ class Status:
             "lock_state": self._lock_dict(),
             "interrupted": self._interrupted_dict(),
             "drift": {"edited": self.drifted, "missing": self.missing, "unmanaged": self.unmanaged},
+            "tests": self.tests_summary(),
             "error": self.error,
         }
 
@@ -277,6 +355,18 @@ class Status:
             "written": self.written,
         }
 
+    def tests_summary(self) -> dict[str, Any] | None:
+        """The last test outcome of the release deployed here: outcome, when, what failed."""
+        outcome = recorded_outcome(self.record)
+        if outcome is None:
+            return {"outcome": "not run"} if self.has_tests and self.record else None
+        return {
+            "outcome": outcome.outcome,
+            "at": outcome.finished_at,
+            "summary": outcome.summary(),
+            "not_passed": [t.notebook for t in outcome.not_passed],
+        }
+
 
 def status(config: Config, env_name: str, *, connect: Connect = connect) -> Status:
     """Record, lock and live drift of one environment.
@@ -288,7 +378,7 @@ def status(config: Config, env_name: str, *, connect: Connect = connect) -> Stat
     (record, lock), listing = together(
         lambda: together(deployer.read_record, deployer.read_lock), deployer.listing
     )
-    st = Status(env_name, deployer.root, record, lock)
+    st = Status(env_name, deployer.root, record, lock, has_tests=deployer.env.tests is not None)
     if lock is not None:
         st.lock_state = judge(lock, record, deployer.lock_rules)
     written: frozenset[str] = frozenset()
@@ -353,6 +443,7 @@ __all__ = [
     "Comparison",
     "RecordCorrupt",
     "Status",
+    "TestOptions",
     "check_requires",
     "compare_environments",
     "deploy",
@@ -362,6 +453,7 @@ __all__ = [
     "pick_release",
     "promote",
     "rollback",
+    "run_tests",
     "status",
     "status_all",
     "working_tree_artifact",

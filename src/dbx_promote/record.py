@@ -101,6 +101,9 @@ class Record:
     deploy_id: str | None = None
     # The id of a lock this deploy could not remove: the next deploy removes it.
     lock_left: str | None = None
+    # The outcome of the environment's tests against this release (testresults.SuiteResult
+    # as a dict); None until they ran. A new deploy starts without one.
+    tests: dict[str, Any] | None = None
 
     @property
     def release(self) -> ReleaseRef | None:
@@ -143,6 +146,7 @@ class Record:
                 environment_source=data.get("environment_source"),
                 deploy_id=data.get("deploy_id"),
                 lock_left=data.get("lock_left"),
+                tests=data.get("tests"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None

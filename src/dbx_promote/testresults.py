@@ -141,7 +141,11 @@ class SuiteResult:
             head = f"{failed} of {total} {noun} failed"
         else:
             head = f"{errored} of {total} {noun} could not run"
-        return f"{head}: " + "; ".join(f"{t.notebook} ({t.error_line})" for t in bad)
+        return f"{head}: {self.failures()}"
+
+    def failures(self) -> str:
+        """``tests/x (AssertionError: …); tests/y (could not start: …)``."""
+        return "; ".join(f"{t.notebook} ({t.error_line})" for t in self.not_passed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
