@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole promotion story on the local workspace emulator (`make demo`):
-# build v1 -> deploy test -> promote prod -> build v2 (one notebook changed) -> prod refuses
-# v2 straight from the build -> deploy test -> plan prod -> promote prod -> status ->
-# rollback prod -> status -> history -> status --check (what the nightly pipeline runs).
+# The whole promotion story on the local workspace emulator (`make demo`), in three releases
+# whose test notebooks really run (as one-time job runs the emulator executes):
+#   v1 passes its tests in test and is promoted; prod's smoke test passes;
+#   v2 breaks a helper: its test fails in test, and prod refuses it;
+#   v3 passes in test but fails prod's smoke test: prod rolls back to v1 by itself.
+# Then status, history and status --check (what the nightly pipeline runs).
 #
 # Run from the repository root with dbx-promote on PATH. Everything it writes lives in
 # $DBX_PROMOTE_DEMO_DIR (default .demo/), recreated on every run.
@@ -64,56 +66,72 @@ unset DBX_PROMOTE_CONFIG DATABRICKS_CONFIG_PROFILE TF_BUILD
 
 V1="$DEMO/dist/sales-analytics-1.0.0.zip"
 V2="$DEMO/dist/sales-analytics-1.1.0.zip"
+V3="$DEMO/dist/sales-analytics-1.2.0.zip"
 
-section "Build v1 once"
+# `expect_failure CMD...`: a step of the story that must fail with exit 1.
+expect_failure() {
+  printf '$ dbx-promote %s\n' "$*"
+  local code=0
+  dbx-promote "$@" || code=$?
+  if [[ $code -ne 1 ]]; then
+    echo "expected exit 1, got $code" >&2
+    exit 1
+  fi
+  echo "(exit 1, as it should)"
+}
+
+# `new_version DIR`: a copy of the project (notebooks and config) to change and build.
+new_version() {
+  mkdir -p "$1"
+  cp dbx-promote.yml "$1/"
+  cp -R notebooks "$1/notebooks"
+}
+
+# `edit FILE SED-EXPRESSION`: change one line of a copied file (no backup file left behind:
+# the build would package it).
+edit() {
+  sed "$2" "$1" >"$1.new"
+  mv "$1.new" "$1"
+}
+
+section "Story 1: build v1 once"
 show build --out "$DEMO/dist" --version 1.0.0
 
-section "Deploy v1 to test"
+section "Deploy v1 to test: its test notebooks run there as job runs"
 show deploy "$V1" --env test
 
-section "Promote what test verified to prod (the same bytes)"
+section "Promote v1 to prod (the same bytes, tests passed): prod's smoke test watches it"
 show promote --from test --to prod --yes
 
-section "Build v2: one notebook changed"
-mkdir -p "$DEMO/src-v2"
-cp dbx-promote.yml "$DEMO/src-v2/"
-cp -R notebooks "$DEMO/src-v2/notebooks"
-cat >>"$DEMO/src-v2/notebooks/transform/daily_revenue.sql" <<'SQL'
-
--- COMMAND ----------
-
--- v1.1.0: revenue per order, for the dashboard
-SELECT order_date, region, revenue_eur / orders AS revenue_per_order_eur
-FROM sales.daily_revenue
-SQL
+section "Story 2: v2 has a bug in a shared helper (the USD rate)"
+new_version "$DEMO/src-v2"
+edit "$DEMO/src-v2/notebooks/lib/helpers.py" 's/"USD": 0.92/"USD": 9.2/'
 show --config "$DEMO/src-v2/dbx-promote.yml" build --out "$DEMO/dist" --version 1.1.0
 
-section "prod only takes what test verified: v2 straight from the build is refused"
-printf '$ dbx-promote deploy %s --env prod\n' "$V2"
-if dbx-promote deploy "$V2" --env prod; then
-  echo "prod accepted an artifact that test never verified" >&2
-  exit 1
-else
-  echo "(refused with exit $?, prod untouched)"
-fi
+section "Deploy v2 to test: a test fails, v2 stays there and cannot be promoted"
+expect_failure deploy "$V2" --env test --junit "$DEMO/TEST-dbx-test.xml"
+echo "JUnit results for the pipeline: $DEMO/TEST-dbx-test.xml"
 
-section "Deploy v2 to test"
-show deploy "$V2" --env test
+section "prod refuses v2: it did not pass its tests in test"
+expect_failure promote --from test --to prod --yes
 
-section "What promoting v2 would change in prod (dry run: nothing written)"
-show promote --from test --to prod --dry-run
+section "Story 3: v3 fixes the rate and needs a new setting; only test's config got it"
+new_version "$DEMO/src-v3"
+edit "$DEMO/src-v3/notebooks/lib/helpers.py" \
+  's/REQUIRED_SETTINGS = ("catalog", "alert_email")/REQUIRED_SETTINGS = ("catalog", "alert_email", "orders_table")/'
+edit "$DEMO/src-v3/dbx-promote.yml" \
+  's/alert_email: data-test@example.com}/alert_email: data-test@example.com, orders_table: test_catalog.sales.orders}/'
+V3_CONFIG="$DEMO/src-v3/dbx-promote.yml"
+show --config "$V3_CONFIG" build --out "$DEMO/dist" --version 1.2.0
 
-section "Promote v2 to prod"
-show promote --from test --to prod --yes
+section "Deploy v3 to test: every test passes"
+show --config "$V3_CONFIG" deploy "$V3" --env test
+
+section "Promote v3 to prod: the smoke test fails there, prod rolls back by itself"
+expect_failure --config "$V3_CONFIG" promote --from test --to prod --yes
 
 section "Status of every environment"
 show status
-
-section "Prod is unhappy: roll back to the previous release"
-show rollback --env prod
-
-section "Status of prod after the rollback"
-show status --env prod
 
 section "History of prod, newest first"
 show history --env prod

@@ -1,4 +1,4 @@
-"""`make demo` runs the whole promotion story on the emulator and exits 0 (issue 6)."""
+"""`make demo` runs the three promotion stories on the emulator and exits 0 (issues 6, 12)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ def run_demo(demo_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
-    """Build, deploy, gate, promote, status, rollback, history, over a previous run's leftovers."""
+def test_demo_tells_the_three_stories_and_exits_0(tmp_path: Path) -> None:
+    """v1 tested and promoted; v2 fails in test and prod refuses it; v3 fails prod's smoke
+    test and prod rolls back by itself — over a previous run's leftovers."""
     demo_dir = tmp_path / "demo"
     # What an earlier run leaves behind must not change the story.
     (demo_dir / "dist").mkdir(parents=True)
@@ -47,33 +48,50 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     (demo_dir / "workspace" / "stale").write_text("stale")
     result = run_demo(demo_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    out, err = result.stdout, result.stderr
     sections = re.findall(r"^=== (.+) ===$", out, flags=re.MULTILINE)
     assert sections[0] == "Start the workspace emulator" and sections[-1] == "Done"
+    assert "Traceback" not in out + err
+
+    # Story 1: v1's tests really ran in test (three notebooks), then prod's smoke test.
     assert "deployed 1.0.0 to test and verified" in out
+    assert "test (1.0.0): 3 of 3 tests passed" in out
     assert "promoted 1.0.0 to prod and verified" in out
-    assert "rolled prod back to 1.0.0 and verified" in out
-    assert "deployed 1.1.0 to test and verified" in out
-    assert "promoted 1.1.0 to prod and verified" in out
-    assert "dry run: nothing was changed" in out
-    assert "all environments run the same artifact" in out
-    assert "(refused with exit 1, prod untouched)" in out
+    assert "prod (1.0.0): 1 of 1 test passed" in out
+
+    # Story 2: v2's helper test fails in test; prod refuses v2.
+    assert (
+        "error: deployed 1.1.0 to test; 1 of 3 tests failed: tests/test_helpers "
+        "(AssertionError: 100 USD should be 92.0 EUR, got 920.0)"
+    ) in err
+    assert "error: 'prod' only takes what passed its tests in 'test': 1.1.0 did not" in err
+    assert (demo_dir / "TEST-dbx-test.xml").read_text().count("<failure") == 1
+
+    # Story 3: v3 passes in test, fails prod's smoke test, prod rolls back to 1.0.0.
+    assert "test (1.2.0): 3 of 3 tests passed" in out
+    assert (
+        "error: smoke tests failed in prod: tests/smoke_prod (AssertionError: prod lacks "
+        "settings this release needs: orders_table); rolled back to 1.0.0"
+    ) in err
+    assert out.count("(exit 1, as it should)") == 3
+
+    status = out.split("=== Status of every environment ===")[1]
+    assert re.search(r"version\s+1\.2\.0", status) and re.search(r"version\s+1\.0\.0", status)
+    assert "tests    passed at" in status
     # It ends with the nightly watch: both shared environments clean, the sandbox skipped.
     watch = out[out.index("$ dbx-promote status --check") :]
-    assert "ok    test: runs 1.1.0, clean" in watch
+    assert "ok    test: runs 1.2.0, clean" in watch
     assert "ok    prod: runs 1.0.0, clean" in watch
     assert "check passed" in watch
-    assert "error: 'prod' only takes what is verified in 'test'" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    # The plan for v2 touches exactly the notebook that changed.
-    assert "prod: 0 create, 1 update, 0 delete, 8 unchanged" in out
-    # After the rollback prod runs v1 again, and history says so, newest first.
-    after = out.split("=== Status of prod after the rollback ===")[1]
-    assert re.search(r"version\s+1\.0\.0", after)
-    assert "(rollback)" in after
     history = out.split("=== History of prod, newest first ===")[1]
-    kinds = re.findall(r"^│ \S+\s+│ (\w+)\s", history, flags=re.MULTILINE)
-    assert kinds == ["rollback", "promote", "promote"]
+    kinds = re.findall(r"^│ \S+\s+│ (\w+)\s+│ (\S+)", history, flags=re.MULTILINE)
+    assert kinds == [
+        ("rollback", "1.0.0"),
+        ("test", "1.2.0"),
+        ("promote", "1.2.0"),
+        ("test", "1.0.0"),
+        ("promote", "1.0.0"),
+    ]
     # The emulator was stopped: its port no longer answers.
     url = re.search(r"emulator at (http://\S+)", out)
     assert url
@@ -85,4 +103,5 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     assert sorted(p.name for p in (demo_dir / "dist").iterdir()) == [
         "sales-analytics-1.0.0.zip",
         "sales-analytics-1.1.0.zip",
+        "sales-analytics-1.2.0.zip",
     ]

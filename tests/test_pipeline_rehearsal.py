@@ -44,7 +44,7 @@ import pytest
 import yaml
 
 from dbx_promote.artifact import open_artifact
-from dbx_promote.emulator import Emulator
+from dbx_promote.emulator import Emulator, JobRule
 
 from rehearsal_helpers import (
     deployed_record,
@@ -159,6 +159,9 @@ def evaluate(expr: str, variables: Mapping[str, str], succeeded: bool = True) ->
             "ne": lambda: not eq(a[0], a[1]),
             "startswith": lambda: str(a[0]).lower().startswith(str(a[1]).lower()),
             "succeeded": lambda: succeeded,
+            "failed": lambda: not succeeded,
+            "succeededOrFailed": lambda: True,  # only cancellation stops it
+            "always": lambda: True,
         }
         assert fn in funcs, f"expression function {fn!r} not supported by the rehearsal"
         return funcs[fn]()
@@ -182,17 +185,24 @@ class Agent:
         self.artifacts.mkdir()
         self.build_id = "4242"
         self.log: list[str] = []
+        self.failures: list[str] = []  # steps that exited non-zero, with their output
+        self.test_results: list[Path] = []  # JUnit files PublishTestResults@2 picked up
+        self.attempts: dict[str, int] = {}
         # UsePythonVersion@0: a Python 3.11 first on PATH; the dev venv is not on PATH.
         self.toolcache = python_toolcache(tmp)
         self.base_path = path_without_dev_venv()
 
     def run_job(
         self, pipeline: dict[str, Any], stage_: dict[str, Any], job: dict[str, Any], branch: str
-    ) -> None:
+    ) -> bool:
+        """Run one job's steps; False when a step failed (later steps then run only when
+        their condition allows it, e.g. ``always()``)."""
         name = job_name(job)
-        home = self.tmp / "jobs" / name
+        self.attempts[name] = attempt = self.attempts.get(name, 0) + 1
+        home = self.tmp / "jobs" / f"{name}-{attempt}"  # a rerun gets a fresh agent folder
         workspace, staging, agent_tmp = home / "w", home / "a", home / "_temp"
-        for d in (workspace, staging, agent_tmp):
+        results_dir = home / "TestResults"
+        for d in (workspace, staging, agent_tmp, results_dir):
             d.mkdir(parents=True)
         is_deployment = "deployment" in job
         # Steps run in the sources directory; deployment jobs and checkout: none have an empty one.
@@ -208,6 +218,7 @@ class Agent:
             "Build.ArtifactStagingDirectory": str(staging),
             "Pipeline.Workspace": str(workspace),
             "Agent.TempDirectory": str(agent_tmp),
+            "Common.TestResultsDirectory": str(results_dir),
             "System.DefaultWorkingDirectory": str(workdir),
             "System.CollectionUri": "https://dev.azure.com/org/",
             "System.TeamProject": "proj",
@@ -257,8 +268,13 @@ class Agent:
         if is_deployment:
             assert not checks_out, f"{name}: deployment jobs must not check out the repository"
 
+        ok = True
         for step in steps_of(job):
             task = step.get("task")
+            condition = step.get("condition", "succeeded()")
+            if not evaluate(condition, variables, ok):
+                self.log.append(f"[{name}] skipped ({condition}): {step.get('displayName')}")
+                continue
             if "checkout" in step:
                 continue  # done: the sources directory is the clone (or empty)
             if "download" in step:
@@ -275,6 +291,13 @@ class Agent:
                 assert target.is_dir(), f"{name}: nothing to publish at {target}"
                 assert not (self.artifacts / artifact).exists(), f"{artifact} published twice"
                 shutil.copytree(target, self.artifacts / artifact)
+            elif task == "PublishTestResults@2":
+                inputs = step["inputs"]
+                assert inputs["testResultsFormat"] == "JUnit"
+                found = sorted(Path("/").glob(expand(inputs["testResultsFiles"]).lstrip("/")))
+                if not found and inputs.get("failTaskOnMissingResultsFile", False):
+                    ok = False
+                self.test_results.extend(found)
             elif "script" in step or task == "AzureCLI@2":
                 script = step["script"] if "script" in step else step["inputs"]["inlineScript"]
                 if task == "AzureCLI@2":
@@ -302,23 +325,30 @@ class Agent:
                     timeout=300,
                 )
                 self.log.append(f"[{name}] {step.get('displayName', '')}\n{proc.stdout}")
-                assert proc.returncode == 0, (
-                    f"{name}: step {step.get('displayName')!r} exited {proc.returncode}\n"
-                    f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-                )
+                if proc.returncode != 0:
+                    ok = False
+                    self.failures.append(
+                        f"{name}: step {step.get('displayName')!r} exited {proc.returncode}\n"
+                        f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+                    )
             else:
                 raise AssertionError(f"{name}: the rehearsal does not know step {step}")
+        return ok
 
     def run_stage(self, pipeline: dict[str, Any], name: str, branch: str) -> list[str]:
-        """Run the stage's jobs in dependency order (file order, checked); return their names."""
+        """Run the stage's jobs in dependency order (file order, checked); return the names
+        of those that succeeded. A job whose dependency failed is skipped, as on an agent."""
         stage_ = stage(pipeline, name)
         done: list[str] = []
+        seen: set[str] = set()
         for job in stage_["jobs"]:
             deps = job.get("dependsOn") or []
-            for dep in [deps] if isinstance(deps, str) else deps:
-                assert dep in done, f"{job_name(job)} depends on {dep}, which has not run"
-            self.run_job(pipeline, stage_, job, branch)
-            done.append(job_name(job))
+            deps = [deps] if isinstance(deps, str) else deps
+            for dep in deps:
+                assert dep in seen, f"{job_name(job)} depends on {dep}, which comes later"
+            seen.add(job_name(job))
+            if all(dep in done for dep in deps) and self.run_job(pipeline, stage_, job, branch):
+                done.append(job_name(job))
         return done
 
 
@@ -347,8 +377,11 @@ def sources(tmp_path: Path) -> Path:
 _record = deployed_record
 
 
-def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: Emulator) -> None:
-    """A tag run: Build -> Test (DeployTest, PlanProd) -> Prod; test on ``emulator``."""
+def _rehearse_release(
+    tmp_path: Path, sources: Path, emulator: Emulator, prod: Emulator, *, fail_first: bool
+) -> None:
+    """A tag run: Build -> Test (DeployTest, PlanProd) -> Prod; test on ``emulator``. With
+    ``fail_first``, Test's first attempt has a failing test and the stage is rerun."""
     pipeline = load_pipeline()
     branch = f"refs/tags/{TAG}"
     groups = {
@@ -361,7 +394,7 @@ def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: E
 
     # Build: lint/tests skipped (recursion), wheel + notebook artifact + config published.
     assert stage_runs(pipeline, "Build", branch)
-    agent.run_stage(pipeline, "Build", branch)
+    assert agent.run_stage(pipeline, "Build", branch) == ["Build"], agent.failures
     release = agent.artifacts / "release"
     wheels = list(release.glob("*.whl"))
     zips = list(release.glob("*.zip"))
@@ -371,10 +404,34 @@ def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: E
     assert artifact.version.startswith("9.9.9"), artifact.version
     assert any("skipped: make test" in line for line in agent.log)
 
-    # Test: deploy to the test workspace, then the read-only Prod plan.
     assert stage_runs(pipeline, "Test", branch)
-    assert agent.run_stage(pipeline, "Test", branch) == ["DeployTest", "PlanProd"]
+    if fail_first:
+        # Test, first attempt: a test notebook fails. The deploy step exits 1, the results are
+        # published all the same, and no Prod plan is made.
+        emulator.add_job_rule(
+            JobRule(
+                path_glob="/Shared/sales-analytics/test/tests/test_helpers",
+                result_state="FAILED",
+                error="AssertionError: scripted by the rehearsal",
+                times=1,
+            )
+        )
+        assert agent.run_stage(pipeline, "Test", branch) == []
+        assert any("exited 1" in f and "1 of 3 tests failed" in f for f in agent.failures)
+        (published,) = agent.test_results
+        assert published.name == "TEST-dbx-test.xml"
+        assert published.read_text().count("<failure") == 1
+        assert "scripted by the rehearsal" in published.read_text()
+        assert _record(emulator, "test")["tests"]["outcome"] == "failed"
+        assert not (agent.artifacts / "prod-plan").exists()
+
+    # Test (after a failure: the rerun of the stage, the same artifact with nothing to write;
+    # its tests run again and pass), then the read-only Prod plan.
+    agent.failures.clear()
+    assert agent.run_stage(pipeline, "Test", branch) == ["DeployTest", "PlanProd"], agent.failures
+    assert "<failure" not in agent.test_results[-1].read_text()
     test_record = _record(emulator, "test")
+    assert test_record["tests"]["outcome"] == "passed"
     assert test_record["digest"] == artifact.digest
     assert test_record["verified"] is True
     assert test_record["env"] == "test"
@@ -383,10 +440,13 @@ def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: E
     with pytest.raises(Exception):  # noqa: B017 - nothing is in prod before the Prod stage
         _record(prod, "prod")
 
-    # Prod (approval granted): apply exactly the reviewed plan.
+    # Prod (approval granted): apply exactly the reviewed plan; the smoke test runs after it.
     assert stage_runs(pipeline, "Prod", branch)
-    agent.run_stage(pipeline, "Prod", branch)
+    assert agent.run_stage(pipeline, "Prod", branch) == ["DeployProd"], agent.failures
     prod_record = _record(prod, "prod")
+    assert prod_record["tests"]["outcome"] == "passed"
+    assert [t["notebook"] for t in prod_record["tests"]["tests"]] == ["tests/smoke_prod"]
+    assert agent.test_results[-1].name == "TEST-dbx-prod.xml"
     assert prod_record["digest"] == test_record["digest"] == artifact.digest
     assert prod_record["verified"] is True
     assert prod_record["version"] == test_record["version"]
@@ -400,7 +460,7 @@ def _rehearse_release(tmp_path: Path, sources: Path, emulator: Emulator, prod: E
 @pytest.mark.slow
 def test_release_run_one_workspace(tmp_path: Path, sources: Path, emulator: Emulator) -> None:
     """Test and Prod roots in one workspace: dbx-test and dbx-prod name the same host."""
-    _rehearse_release(tmp_path, sources, emulator, emulator)
+    _rehearse_release(tmp_path, sources, emulator, emulator, fail_first=True)
 
 
 @pytest.mark.slow
@@ -408,7 +468,7 @@ def test_release_run_two_workspaces(
     tmp_path: Path, sources: Path, emulator: Emulator, second_emulator: Emulator
 ) -> None:
     """Test and Prod in separate workspaces, as docs/azure-devops.md sets the groups up."""
-    _rehearse_release(tmp_path, sources, emulator, second_emulator)
+    _rehearse_release(tmp_path, sources, emulator, second_emulator, fail_first=False)
 
 
 def test_prod_stage_runs_only_for_release_tags() -> None:

@@ -209,6 +209,26 @@ def test_test_stage_saves_the_prod_plan_and_prod_applies_it(pipeline: dict[str, 
     assert downloads == ["release", "prod-plan"]
 
 
+def test_every_deploy_writes_junit_and_its_job_publishes_it_even_on_failure(
+    pipeline: dict[str, Any],
+) -> None:
+    for name, env in (("Test", "test"), ("Prod", "prod")):
+        (job,) = [j for j in stage(pipeline, name)["jobs"] if "deployment" in j]
+        steps = list(all_steps({"jobs": [job]}))
+        deploy = next(i for i, s in enumerate(steps) if "--env " + env in str(s.get("inputs")))
+        assert f'--junit "$(Common.TestResultsDirectory)/TEST-dbx-{env}.xml"' in str(
+            steps[deploy]["inputs"]["inlineScript"]
+        )
+        publish = steps[deploy + 1]
+        assert publish["task"] == "PublishTestResults@2"
+        assert publish["condition"] == "always()"
+        assert publish["inputs"]["testResultsFormat"] == "JUnit"
+        assert "TEST-dbx-*.xml" in publish["inputs"]["testResultsFiles"]
+    # The Prod plan (and so Prod) waits for Test's deploy, whose tests must pass.
+    plan_job = next(j for j in stage(pipeline, "Test")["jobs"] if j.get("job") == "PlanProd")
+    assert plan_job["dependsOn"] == "DeployTest"
+
+
 def test_no_secret_in_the_file(pipeline: dict[str, Any]) -> None:
     """Secrets come from the service connection and System.AccessToken, never the file."""
     text = PIPELINE.read_text()
@@ -227,7 +247,12 @@ MACRO = re.compile(r"\$\((?P<name>[A-Za-z]+(?:\.[A-Za-z]+)+)\)")
 
 def test_scripts_use_only_predefined_macros_and_are_valid_bash(pipeline: dict[str, Any]) -> None:
     """Each script stands alone: agent macros, plain bash, nothing from outside the step."""
-    predefined = {"Pipeline.Workspace", "Build.ArtifactStagingDirectory", "Agent.TempDirectory"}
+    predefined = {
+        "Pipeline.Workspace",
+        "Build.ArtifactStagingDirectory",
+        "Agent.TempDirectory",
+        "Common.TestResultsDirectory",
+    }
     for st in pipeline["stages"]:
         for script in scripts(st):
             assert {m["name"] for m in MACRO.finditer(script)} <= predefined, script
