@@ -132,9 +132,7 @@ def test_no_test_is_recorded_as_skipped_and_does_not_meet_requires(config, conne
         promote(config, connect)
 
 
-def test_running_the_tests_again_records_them_and_a_pass_opens_the_gate(
-    config, connect, tmp_path
-):
+def test_running_the_tests_again_records_them_and_a_pass_opens_the_gate(config, connect, tmp_path):
     deploy(config, connect, release(tmp_path, V1, "1.0.0"), tests=TestOptions(run=False))
     outcome = operations.run_tests(config, "test", connect=connect, policy=FAST.policy)
     assert outcome.outcome == "passed"
