@@ -82,7 +82,7 @@ def test_build_json_prints_artifact_version_digest_objects(project: Path, tmp_pa
     report = json.loads(result.stdout)
     assert set(report) == {"artifact", "version", "digest", "objects"}
     assert report["artifact"] == str(tmp_path / "out" / "sales-analytics-1.2.0.zip")
-    assert (report["version"], report["objects"]) == ("1.2.0", 8)
+    assert (report["version"], report["objects"]) == ("1.2.0", 11)
 
 
 def test_two_builds_of_one_commit_have_one_digest(project: Path, tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_verify_prints_ok_digest_and_object_count(project: Path) -> None:
     built = json.loads(run(project, "build", "--output", "json").stdout)
     result = run(project, "verify", built["artifact"])
     assert result.returncode == 0
-    assert result.stdout == f"OK {built['digest']} 8 objects\n"
+    assert result.stdout == f"OK {built['digest']} 11 objects\n"
 
 
 def test_inspect_json_is_the_manifest_plus_digest(project: Path) -> None:
@@ -153,7 +153,7 @@ def test_config_build_settings_are_honoured(project: Path) -> None:
     assert "lib/helpers.py: not a notebook" in result.stderr
     build = "build:\n  exclude: ['exploration/**', 'lib/**']\n"
     (project / "dbx-promote.yml").write_text(CONFIG.format(build=build))
-    assert json.loads(run(project, "build", "--output", "json").stdout)["objects"] == 6
+    assert json.loads(run(project, "build", "--output", "json").stdout)["objects"] == 9
 
 
 def test_keep_outputs_changes_the_stored_notebook(project: Path, tmp_path: Path) -> None:
