@@ -245,6 +245,18 @@ class SuiteRunner:
                 NotebookResult(test.notebook, ERRORED, error=f"could not start: {exc}"), done
             )
             return
+        except KeyboardInterrupt:
+            # The run may have started before its answer came back. Resent with the same
+            # idempotency token, the submit names that run (or starts it), so it is cancelled
+            # with the others instead of left running.
+            try:
+                self._fly(test, self.ws.submit_run(test.spec), flying)
+            except DbxPromoteError:
+                pass
+            raise
+        self._fly(test, run_id, flying)
+
+    def _fly(self, test: PlannedTest, run_id: int, flying: list[_Flight]) -> None:
         now = self.clock()
         first = self.policy.first
         flying.append(_Flight(test, run_id, started=now, due=now + first, interval=first))
