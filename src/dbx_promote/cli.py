@@ -388,7 +388,12 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
     # way, through its restore path, and release the lock.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli.main(args=argv, prog_name="dbx-promote", standalone_mode=False, obj=_Seams(connect))
+        code = cli.main(
+            args=argv, prog_name="dbx-promote", standalone_mode=False, obj=_Seams(connect)
+        )
+        # Outside standalone mode click returns, not raises, a command's `Exit(n)`.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
