@@ -234,3 +234,11 @@ def test_cli_no_test_warns_loudly_and_status_shows_it(cli, tmp_path):
     assert "--no-test: the tests of 'test' are skipped" in err
     code, out, _ = cli("status", "--env", "test")
     assert "tests    SKIPPED at" in out
+
+
+def test_status_check_fails_when_the_last_tests_did_not_pass(cli, tmp_path):
+    v2 = release(tmp_path, V2, "2.0.0")
+    assert cli("deploy", str(v2.path), "--env", "test")[0] == 1
+    code, out, err = cli("status", "--check", "--env", "test")
+    assert code == 1, out + err
+    assert "FAIL  test: tests: the last tests of 2.0.0 did not pass: 1 of 2 tests failed" in out

@@ -6,8 +6,8 @@ finding makes the check fail (exit 1). An environment never deployed is a note, 
 finding: a fresh Prod is not broken. Sandboxes (roots with ``{user}``) are someone's own
 folder, resolved per signed-in principal; a check of all environments skips them.
 
-To watch something new (permission drift, the last tests' outcome), add one function to
-`CHECKS`; nothing else changes.
+To watch something new (permission drift, say), add one function to `CHECKS`; nothing
+else changes.
 """
 
 from __future__ import annotations
@@ -123,6 +123,19 @@ def check_stale_lock(env: Environment, st: Status, now: datetime | None) -> Iter
     )
 
 
+def check_tests(env: Environment, st: Status, now: datetime | None) -> Iterable[Finding]:
+    """The last tests of the release running here did not pass (failed, could not run, or
+    were skipped). Not yet run is no finding: a release rolled back to has no new run."""
+    tests = st.tests_summary() if st.error is None else None
+    if tests and tests["outcome"] in ("failed", "errored", "skipped"):
+        yield Finding(
+            env.name,
+            "tests",
+            f"the last tests of {st.record.version if st.record else '?'} did not pass: "
+            f"{tests['summary']} (rerun with `dbx-promote test --env {env.name}`)",
+        )
+
+
 #: Every check `status --check` runs, in order. Add new ones here.
 CHECKS: tuple[Check, ...] = (
     check_readable,
@@ -130,6 +143,7 @@ CHECKS: tuple[Check, ...] = (
     check_verified,
     check_interrupted,
     check_stale_lock,
+    check_tests,
 )
 
 
