@@ -121,6 +121,14 @@ def emulator() -> None:
 @click.option(
     "--no-exec", is_flag=True, help="Execute no notebook: runs follow job rules, else SUCCESS."
 )
+@click.option(
+    "--principal",
+    "principal_specs",
+    multiple=True,
+    metavar="TOKEN=NAME[:GROUP,...]",
+    help="A user (or service principal, when NAME is a UUID) and its groups; repeatable. "
+    "With any, ACLs are enforced and other tokens get 401.",
+)
 def emulator_serve(
     host: str,
     port: int,
@@ -131,12 +139,18 @@ def emulator_serve(
     clusters: tuple[str, ...],
     run_start_delay: float,
     no_exec: bool,
+    principal_specs: tuple[str, ...],
 ) -> None:
     """Serve the Workspace and Jobs APIs until SIGINT or SIGTERM."""
     import signal
 
-    from dbx_promote.emulator import Emulator
+    from dbx_promote.emulator import Emulator, parse_principal
+    from dbx_promote.errors import BadInput
 
+    try:
+        principals = [parse_principal(spec) for spec in principal_specs]
+    except ValueError as exc:
+        raise BadInput(f"--principal: {exc}") from None
     try:
         emu = Emulator(
             state_dir=state_dir,
@@ -146,6 +160,7 @@ def emulator_serve(
             clusters=clusters,
             run_start_delay_s=run_start_delay,
             execute_notebooks=not no_exec,
+            principals=principals,
         ).start(host, port)
     except OSError as exc:
         raise DbxPromoteError(f"cannot start the emulator on {host}:{port}: {exc}") from exc

@@ -129,3 +129,15 @@ class EmulatorControl:
         if content is not None:
             body["content_b64"] = base64.b64encode(content).decode("ascii")
         self._call("POST", "hand-edit", body)
+
+    def add_principal(self, spec: str) -> None:
+        """Add a principal ``TOKEN=NAME[:GROUP,...]``; ACLs are enforced from then on."""
+        self._call("POST", "principals", {"spec": spec})
+
+    def principals(self) -> list[dict[str, Any]]:
+        """The configured principals: name, kind (user or service_principal), groups."""
+        return list(self._json("GET", "principals"))
+
+    def clear_principals(self) -> None:
+        """Forget every principal: every token is an admin again."""
+        self._call("DELETE", "principals")

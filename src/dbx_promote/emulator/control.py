@@ -32,6 +32,15 @@ def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
     return cls(**data)
 
 
+# Permissions PUT and PATCH change the workspace too, so they count as writes.
+WRITE_METHODS = frozenset({"PUT", "PATCH"})
+
+
+def is_write(endpoint: str, method: str | None) -> bool:
+    """Whether a request changes the workspace (import, mkdirs, delete, an ACL PUT/PATCH)."""
+    return endpoint in WRITE_ENDPOINTS or method in WRITE_METHODS
+
+
 @dataclass(frozen=True)
 class Fault:
     """A failure to inject into matching requests.
@@ -40,9 +49,11 @@ class Fault:
     ``/api/2.0/workspace/``, e.g. ``"import"`` or ``"import|export"``, or ``jobs/`` plus
     the path after ``/api/2.x/jobs/``, e.g. ``"jobs/runs/submit"``) and ``path_glob``
     (fnmatch on the request's workspace path, without a ``/Workspace`` prefix) both match,
-    and, with ``writes_only``, the endpoint is import, mkdirs or delete. ``None`` matches
-    anything. Counting from when the fault was added, matching requests number ``nth``
-    to ``nth + times - 1`` fail (``times=-1``: every one from ``nth`` on). A failing
+    ``method`` (e.g. ``"PUT"``) is the request's, and, with ``writes_only``, the request is
+    a write (import, mkdirs, delete, or a permissions PUT/PATCH). ``None`` matches
+    anything. Permissions requests are named ``permissions/<type>`` (plus
+    ``/permissionLevels``) and their path is the object's. Counting from when the fault
+    was added, matching requests number ``nth`` to ``nth + times - 1`` fail (``times=-1``: every one from ``nth`` on). A failing
     request gets ``status`` and ``{"error_code", "message"}``, plus ``Retry-After`` if
     ``retry_after`` is set; with ``drop=True`` the socket is closed with no response.
     With ``after=True`` the request is applied first and only its answer is replaced:
@@ -60,6 +71,7 @@ class Fault:
     retry_after: int | None = None
     drop: bool = False
     after: bool = False
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if self.nth < 1:
@@ -81,9 +93,11 @@ class Fault:
         """Build from the control API's JSON; raise ValueError/TypeError on bad fields."""
         return _from_dict(cls, data)
 
-    def matches(self, endpoint: str, path: str | None) -> bool:
-        """Whether a request to ``endpoint`` on ``path`` is one this fault counts."""
-        if self.writes_only and endpoint not in WRITE_ENDPOINTS:
+    def matches(self, endpoint: str, path: str | None, method: str | None = None) -> bool:
+        """Whether a ``method`` request to ``endpoint`` on ``path`` is one this fault counts."""
+        if self.writes_only and not is_write(endpoint, method):
+            return False
+        if self.method is not None and method != self.method:
             return False
         if self.endpoint is not None and not re.fullmatch(self.endpoint, endpoint):
             return False
@@ -241,12 +255,12 @@ class Controls:
         with self._lock:
             self._faults.clear()
 
-    def fault_for(self, endpoint: str, path: str | None) -> Fault | None:
+    def fault_for(self, endpoint: str, path: str | None, method: str | None = None) -> Fault | None:
         """Count this request against every matching fault; return the first that fires."""
         fired: Fault | None = None
         with self._lock:
             for armed in self._faults:
-                if armed.fault.matches(endpoint, path) and armed.hit() and fired is None:
+                if armed.fault.matches(endpoint, path, method) and armed.hit() and fired is None:
                     fired = armed.fault
         return fired
 
@@ -271,7 +285,7 @@ class Controls:
         with self._lock:
             self._seq += 1
             self._total += 1
-            if endpoint in WRITE_ENDPOINTS:
+            if is_write(endpoint, method):
                 self._writes += 1
             elif method in ("GET", "HEAD"):
                 self._reads += 1

@@ -8,10 +8,10 @@ an unexpected exception becomes a 500 ``INTERNAL_ERROR`` body, never a traceback
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
+import posixpath
 import socket
 import threading
 import time
@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from dbx_promote.emulator.control import Controls, Fault, JobRule, jobs_control
 from dbx_promote.emulator.jobs import Jobs, jobs_endpoint
+from dbx_promote.emulator.permissions import PREFIX as PERMISSIONS_PREFIX
+from dbx_promote.emulator.permissions import Acls
+from dbx_promote.emulator.principals import ADMINS, Principal, Principals, parse_principal
 from dbx_promote.emulator.store import (
     EXPORT_FORMATS,
     IMPORT_FORMATS,
@@ -63,6 +66,9 @@ class Emulator:
     ``clusters`` are the existing cluster ids one-time runs may use (serverless always
     works); runs stay PENDING for ``run_start_delay_s``; ``execute_notebooks=False``
     runs no notebook (every run follows the job rules, else SUCCESS).
+    ``principals`` (`Principal` or ``TOKEN=NAME[:GROUP,...]``) makes each listed token a
+    user or service principal and turns ACL enforcement on; without them every token is
+    ``user``, an admin.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class Emulator:
         clusters: Iterable[str] = (),
         run_start_delay_s: float = 0.0,
         execute_notebooks: bool = True,
+        principals: Iterable[Principal | str] = (),
     ) -> None:
         self.user = user
         self.workspace_id = workspace_id
@@ -89,6 +96,10 @@ class Emulator:
             start_delay_s=run_start_delay_s,
             execute=execute_notebooks,
         )
+        self.principals = Principals()
+        self.acls = Acls(self.store, self.principals)
+        for principal in principals:
+            self.add_principal(principal)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()
@@ -158,11 +169,38 @@ class Emulator:
     def reset(self, settings: bool = False) -> None:
         """Empty the tree (roots kept); clear faults, counters, log, runs and job rules.
 
-        With ``settings``, also latency, rate limit and the jobs settings.
+        With ``settings``, also latency, rate limit, the jobs settings and the principals
+        (back to every token being an admin).
         """
+        if settings:
+            self.clear_principals()
         self.jobs.reset(settings=settings)
         self.store.reset()
         self.controls.reset(settings=settings)
+
+    # --- principals ----------------------------------------------------------------------
+
+    def add_principal(self, principal: Principal | str) -> Principal:
+        """Add a principal (or ``TOKEN=NAME[:GROUP,...]``); its ``/Users/NAME`` home is made.
+
+        Raises ValueError for a malformed spec.
+        """
+        if isinstance(principal, str):
+            principal = parse_principal(principal)
+        self.principals.add(principal)
+        self.store.set_homes([p.name for p in self.principals.all()])
+        return principal
+
+    def clear_principals(self) -> None:
+        """Forget every principal: every token is an admin again."""
+        self.principals.clear()
+        self.store.set_homes([])
+
+    def caller(self, token: str) -> Principal | None:
+        """Who ``token`` is: a listed principal, the admin ``user`` in open mode, else None."""
+        if not self.principals.enforcing:
+            return Principal(token, self.user, (ADMINS,))
+        return self.principals.lookup(token)
 
     def add_fault(self, fault: Fault) -> None:
         """Arm a `Fault`."""
@@ -230,16 +268,9 @@ class Emulator:
         """Edit an object as a person in the UI would; raises `ApiError` (404) if missing."""
         self.store.hand_edit(path, content)
 
-    def scim_me(self) -> dict[str, Any]:
-        """The SCIM ``Me`` document for the configured user."""
-        return {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "id": str(int(hashlib.sha256(self.user.encode()).hexdigest()[:12], 16)),
-            "userName": self.user,
-            "displayName": self.user.split("@")[0],
-            "active": True,
-            "emails": [{"value": self.user, "type": "work", "primary": True}],
-        }
+    def scim_me(self, caller: Principal | None = None) -> dict[str, Any]:
+        """The SCIM ``Me`` document for ``caller`` (default: the configured user, an admin)."""
+        return (caller or Principal("", self.user, (ADMINS,))).scim_me()
 
 
 class _Server(ThreadingHTTPServer):
@@ -480,8 +511,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             endpoint = route[len(API_PREFIX) :]
         content_type = self.headers.get("Content-Type", "")
-        path = None if self._jobs_endpoint else _peek_path(method, query, body, content_type)
-        self._pending = (method, endpoint, path, time.time())
+        counted = endpoint
+        if endpoint.startswith(PERMISSIONS_PREFIX):
+            counted, path = emu.acls.route_key(endpoint)
+        elif self._jobs_endpoint:
+            path = None
+        else:
+            path = _peek_path(method, query, body, content_type)
+        self._pending = (method, counted, path, time.time())
         try:
             if emu.controls.latency_ms > 0:
                 time.sleep(emu.controls.latency_ms / 1000.0)
@@ -490,11 +527,16 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type"
                 )
-            injected = emu.controls.fault_for(endpoint, path)
+            caller = emu.caller(auth.split(" ", 1)[-1].strip())
+            if caller is None:
+                raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+            injected = emu.controls.fault_for(counted, path, method)
             if injected is not None:
                 self._fault = True
                 if injected.after:
-                    self._apply_then_discard(emu, method, endpoint, query, body, content_type)
+                    self._apply_then_discard(
+                        emu, caller, method, endpoint, query, body, content_type
+                    )
                 if injected.drop:
                     raise _Drop()
                 extra = {}
@@ -506,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
                     headers=extra,
                 )
                 return
-            self._endpoint(emu, method, endpoint, query, body, content_type)
+            self._endpoint(emu, caller, method, endpoint, query, body, content_type)
         except _Drop:
             self.close_connection = True
         except ApiError as exc:
@@ -527,6 +569,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _apply_then_discard(
         self,
         emu: Emulator,
+        caller: Principal,
         method: str,
         endpoint: str,
         query: dict[str, str],
@@ -536,7 +579,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Handle the request for real but send nothing: "it landed, the answer was lost"."""
         self._discard = True
         try:
-            self._endpoint(emu, method, endpoint, query, body, content_type)
+            self._endpoint(emu, caller, method, endpoint, query, body, content_type)
         except ApiError:
             pass
         finally:
@@ -545,6 +588,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _endpoint(
         self,
         emu: Emulator,
+        caller: Principal,
         method: str,
         endpoint: str,
         query: dict[str, str],
@@ -562,27 +606,38 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint == SCIM_ME:
             if method != "GET":
                 raise _method_not_allowed(method, endpoint)
-            self._send_json(200, emu.scim_me())
+            self._send_json(200, emu.scim_me(caller))
             return
+        if endpoint.startswith(PERMISSIONS_PREFIX):
+            data = _json_body(body) if method in ("PUT", "PATCH") else {}
+            self._send_json(200, emu.acls.handle(caller, method, endpoint, data))
+            return
+        acls = emu.acls
+        creator = (caller.principal_key, caller.name)
         allowed = WORKSPACE_ENDPOINTS.get(endpoint)
         if allowed is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
         if method != allowed and not (allowed == "GET" and method == "HEAD"):
             raise _method_not_allowed(method, endpoint)
         if endpoint == "get-status":
-            self._send_json(200, store.get_status(parse_path(query.get("path"))))
+            ws = parse_path(query.get("path"))
+            acls.check_read(caller, ws)
+            self._send_json(200, store.get_status(ws))
         elif endpoint == "list":
             after = query.get("notebooks_modified_after")
             try:
                 after_ms = int(after) if after not in (None, "") else None
             except ValueError:
                 raise invalid(f"Invalid value for 'notebooks_modified_after': {after!r}") from None
-            objects = store.list(parse_path(query.get("path")), after_ms)
+            ws = parse_path(query.get("path"))
+            acls.check_read(caller, ws)
+            objects = store.list(ws, after_ms)
             self._send_json(200, {"objects": objects} if objects else {})
         elif endpoint == "export":
             ws = parse_path(query.get("path"))
             fmt = _enum(query.get("format"), EXPORT_FORMATS, "format", "SOURCE")
             direct = _bool(query.get("direct_download"), "direct_download")
+            acls.check_read(caller, ws)
             content, file_type = store.export(ws, cast(str, fmt))
             if direct:
                 self._send(200, content, "application/octet-stream")
@@ -592,14 +647,21 @@ class _Handler(BaseHTTPRequestHandler):
                     out["file_type"] = file_type
                 self._send_json(200, out)
         elif endpoint == "mkdirs":
-            store.mkdirs(parse_path(_json_body(body).get("path")))
+            ws = parse_path(_json_body(body).get("path"))
+            acls.check_mkdirs(caller, ws)
+            store.mkdirs(ws, creator)
             self._send_json(200, {})
         elif endpoint == "delete":
             data = _json_body(body)
-            store.delete(parse_path(data.get("path")), _bool(data.get("recursive"), "recursive"))
+            ws = parse_path(data.get("path"))
+            recursive = _bool(data.get("recursive"), "recursive")
+            acls.check_write(caller, ws)
+            store.delete(ws, recursive)
             self._send_json(200, {})
         else:
             request = _import_request(body, content_type)
+            stem = posixpath.splitext(request.path.canonical)[0]
+            acls.check_write(caller, request.path, [stem] if request.format == "AUTO" else [])
             if not emu.controls.allow_import():
                 raise ApiError(
                     429,
@@ -607,7 +669,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"Rate limit exceeded for workspace import "
                     f"({emu.controls.import_rate_limit:g} requests per second).",
                 )
-            store.import_(request, emu.controls.directory_import)
+            store.import_(request, emu.controls.directory_import, creator)
             self._send_json(200, {})
 
     # --- control API ---------------------------------------------------------------------
@@ -641,6 +703,18 @@ class _Handler(BaseHTTPRequestHandler):
                         emu.set_directory_import(str(data["directory_import"]))
                 except (TypeError, ValueError) as exc:
                     raise invalid(f"Bad settings: {exc}") from None
+                self._send_json(200, {})
+            elif key == ("POST", "principals"):
+                try:
+                    spec = data.get("spec") or _principal_spec(data)
+                    emu.add_principal(spec)
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    raise invalid(f"Bad principal: {exc}") from None
+                self._send_json(200, {})
+            elif key == ("GET", "principals"):
+                self._send_json(200, [_principal_json(p) for p in emu.principals.all()])
+            elif key == ("DELETE", "principals"):
+                emu.clear_principals()
                 self._send_json(200, {})
             elif key == ("GET", "counters"):
                 self._send_json(200, emu.counters())
@@ -678,6 +752,19 @@ def _cluster(emu: Emulator, method: str, cluster_id: str) -> dict[str, Any]:
         # The service's shape; the SDK maps it to ResourceDoesNotExist.
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Cluster {cluster_id} does not exist")
     return {"cluster_id": cluster_id, "cluster_name": cluster_id, "state": "RUNNING"}
+
+
+def _principal_spec(data: dict[str, Any]) -> str:
+    groups = data.get("groups") or []
+    if not isinstance(groups, list):
+        raise TypeError("groups must be a list")
+    return f"{data['token']}={data['name']}:{','.join(str(g) for g in groups)}"
+
+
+def _principal_json(p: Principal) -> dict[str, Any]:
+    # The token is the caller's secret: the control API never echoes it back.
+    kind = "service_principal" if p.is_service_principal else "user"
+    return {"name": p.name, "kind": kind, "groups": list(p.groups)}
 
 
 def _method_not_allowed(method: str, endpoint: str) -> ApiError:

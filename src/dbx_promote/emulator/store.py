@@ -9,6 +9,7 @@ connection, so the store is safe to share between the server's threads.
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 import os
@@ -205,9 +206,21 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS acl (
+    object_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (object_id, kind, name)
+);
 """
 
 _COLUMNS = "path, object_type, language, object_id, content, ipynb, created_at, modified_at"
+_SUBTREE = "path=? OR substr(path, 1, ?)=?"
+
+# A direct grant as stored: (kind, name, level); kind is user_name, group_name or
+# service_principal_name, the access-control field that names the principal.
+Grant = tuple[str, str, str]
 
 
 @dataclass
@@ -227,6 +240,7 @@ class Store:
 
     def __init__(self, state_dir: str | os.PathLike[str] | None, user: str) -> None:
         self.user = user
+        self._homes: tuple[str, ...] = ()
         self._lock = threading.RLock()
         if state_dir is None:
             target = ":memory:"
@@ -247,7 +261,19 @@ class Store:
     @property
     def roots(self) -> tuple[str, ...]:
         """Built-in folders that always exist and cannot be deleted."""
-        return ("/", "/Users", f"/Users/{self.user}", "/Shared", "/Repos")
+        homes = tuple(f"/Users/{h}" for h in self._homes if h != self.user)
+        return ("/", "/Users", f"/Users/{self.user}", "/Shared", "/Repos", *homes)
+
+    @property
+    def home_owners(self) -> tuple[str, ...]:
+        """Names whose ``/Users/<name>`` home is a built-in folder."""
+        return (self.user, *(h for h in self._homes if h != self.user))
+
+    def set_homes(self, names: list[str]) -> None:
+        """Make ``/Users/<name>`` a built-in folder for each of ``names`` (created if missing)."""
+        with self._tx():
+            self._homes = tuple(dict.fromkeys(names))
+            self._ensure_roots()
 
     def close(self) -> None:
         """Close the database."""
@@ -293,12 +319,22 @@ class Store:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM objects WHERE path=?", (path,)).fetchone()
         return _Row(*row) if row else None
 
-    def _insert_dir(self, path: str) -> None:
+    def _insert_dir(self, path: str, creator: tuple[str, str] | None = None) -> None:
         ts = self._now()
+        object_id = self._next_id()
         self._db.execute(
             f"INSERT INTO objects({_COLUMNS}, parent) VALUES (?,?,?,?,?,?,?,?,?)",
-            (path, "DIRECTORY", None, self._next_id(), None, None, ts, ts, parent_of(path)),
+            (path, "DIRECTORY", None, object_id, None, None, ts, ts, parent_of(path)),
         )
+        self._grant_creator(object_id, creator)
+
+    def _grant_creator(self, object_id: int, creator: tuple[str, str] | None) -> None:
+        # The workspace gives whoever creates an object CAN_MANAGE on it, as a direct grant.
+        if creator is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO acl(object_id, kind, name, level) VALUES (?,?,?,?)",
+                (object_id, creator[0], creator[1], "CAN_MANAGE"),
+            )
 
     def _ensure_roots(self) -> None:
         for root in self.roots:
@@ -309,6 +345,7 @@ class Store:
         """Empty the tree except the built-in roots."""
         with self._tx():
             self._db.execute("DELETE FROM objects")
+            self._db.execute("DELETE FROM acl")
             self._ensure_roots()
 
     def _info(self, row: _Row, req: WsPath) -> dict[str, Any]:
@@ -387,7 +424,7 @@ class Store:
 
     # --- write endpoints ---------------------------------------------------------------
 
-    def mkdirs(self, req: WsPath) -> None:
+    def mkdirs(self, req: WsPath, creator: tuple[str, str] | None = None) -> None:
         """Create ``req`` and missing parents; 400 RESOURCE_ALREADY_EXISTS through a non-folder."""
         parts = [p for p in req.canonical.split("/") if p]
         with self._tx():
@@ -396,7 +433,7 @@ class Store:
                 current += "/" + part
                 row = self._get(current)
                 if row is None:
-                    self._insert_dir(current)
+                    self._insert_dir(current, creator)
                 elif row.object_type != "DIRECTORY":
                     raise ApiError(
                         400,
@@ -431,9 +468,10 @@ class Store:
                     )
             prefix = path + "/"
             self._db.execute(
-                "DELETE FROM objects WHERE path=? OR substr(path, 1, ?)=?",
+                f"DELETE FROM acl WHERE object_id IN (SELECT object_id FROM objects WHERE {_SUBTREE})",
                 (path, len(prefix), prefix),
             )
+            self._db.execute(f"DELETE FROM objects WHERE {_SUBTREE}", (path, len(prefix), prefix))
 
     def resolve_import(
         self, req: ImportRequest
@@ -469,7 +507,12 @@ class Store:
             return stem, "NOTEBOOK", language, content, None
         return path, "FILE", None, content, None
 
-    def import_(self, req: ImportRequest, directory_mode: str = "accept") -> None:
+    def import_(
+        self,
+        req: ImportRequest,
+        directory_mode: str = "accept",
+        creator: tuple[str, str] | None = None,
+    ) -> None:
         """Create or overwrite an object, or create a folder from a directory archive.
 
         ``directory_mode`` is `Controls.directory_import` (accept, refuse, drop-one).
@@ -479,7 +522,7 @@ class Store:
         MAX_NOTEBOOK_SIZE_EXCEEDED, 400 INVALID_PARAMETER_VALUE, 501.
         """
         if req.format == "SOURCE" and req.language is None:
-            self._import_directory(req, directory_mode)
+            self._import_directory(req, directory_mode, creator)
             return
         path, otype, language, content, ipynb = self.resolve_import(req)
         echo = req.path.echo
@@ -504,9 +547,62 @@ class Store:
                 )
                 return
             ts = self._now()
+            object_id = self._next_id()
             self._db.execute(
                 f"INSERT INTO objects({_COLUMNS}, parent) VALUES (?,?,?,?,?,?,?,?,?)",
-                (path, otype, language, self._next_id(), content, ipynb, ts, ts, parent_of(path)),
+                (path, otype, language, object_id, content, ipynb, ts, ts, parent_of(path)),
+            )
+            self._grant_creator(object_id, creator)
+
+    # --- access control lists ------------------------------------------------------------
+
+    def object_by_id(self, object_id: int) -> tuple[str, str] | None:
+        """(canonical path, object type) of the object with ``object_id``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, object_type FROM objects WHERE object_id=?", (object_id,)
+            ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def chain(self, path: str) -> builtins.list[tuple[str, int]]:
+        """(path, object_id) of ``path`` and each existing ancestor, nearest first."""
+        out: builtins.list[tuple[str, int]] = []
+        with self._lock:
+            current = path
+            while True:
+                row = self._db.execute(
+                    "SELECT object_id FROM objects WHERE path=?", (current,)
+                ).fetchone()
+                if row is not None:
+                    out.append((current, int(row[0])))
+                if current == "/":
+                    return out
+                current = parent_of(current)
+
+    def grants(self, object_ids: builtins.list[int]) -> dict[int, builtins.list[Grant]]:
+        """The direct grants of each of ``object_ids`` (sorted by kind and name)."""
+        out: dict[int, builtins.list[Grant]] = {i: [] for i in object_ids}
+        if not object_ids:
+            return out
+        marks = ",".join("?" * len(object_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT object_id, kind, name, level FROM acl WHERE object_id IN ({marks}) "
+                "ORDER BY kind, name",
+                object_ids,
+            ).fetchall()
+        for object_id, kind, name, level in rows:
+            out[int(object_id)].append((str(kind), str(name), str(level)))
+        return out
+
+    def set_grants(self, object_id: int, grants: builtins.list[Grant], replace: bool) -> None:
+        """Write direct grants of ``object_id``: all of them (``replace``) or merged by principal."""
+        with self._tx():
+            if replace:
+                self._db.execute("DELETE FROM acl WHERE object_id=?", (object_id,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO acl(object_id, kind, name, level) VALUES (?,?,?,?)",
+                [(object_id, kind, name, level) for kind, name, level in grants],
             )
 
     def _check_parent(self, path: str, echo: Any) -> None:
@@ -528,7 +624,9 @@ class Store:
                 f"{echo(parent)} already exists and it is not a folder",
             )
 
-    def _import_directory(self, req: ImportRequest, mode: str) -> None:
+    def _import_directory(
+        self, req: ImportRequest, mode: str, creator: tuple[str, str] | None = None
+    ) -> None:
         """Create the folder ``req.path`` from a directory archive, in one transaction."""
         from dbx_promote.emulator import directory
 
@@ -553,20 +651,21 @@ class Store:
                 raise ApiError(
                     400, "RESOURCE_ALREADY_EXISTS", f"Path ({echo(path)}) already exists."
                 )
-            self._insert_dir(path)
+            self._insert_dir(path, creator)
             for obj in objects:
                 full = f"{path}/{obj.path}"
                 if obj.object_type == "DIRECTORY":
-                    self._insert_dir(full)
+                    self._insert_dir(full, creator)
                     continue
                 ts = self._now()
+                object_id = self._next_id()
                 self._db.execute(
                     f"INSERT INTO objects({_COLUMNS}, parent) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         full,
                         "NOTEBOOK",
                         obj.language,
-                        self._next_id(),
+                        object_id,
                         obj.content,
                         obj.ipynb,
                         ts,
@@ -574,6 +673,7 @@ class Store:
                         parent_of(full),
                     ),
                 )
+                self._grant_creator(object_id, creator)
 
     def _export_directory(self, row: _Row, fmt: str) -> tuple[bytes, str | None]:
         """A folder as a zip in the export layout; files only with ``AUTO``."""
