@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from dbx_promote.errors import ConfigError, UnknownEnvironment
+from dbx_promote.permissions import Grant, parse_grants
 
 DEFAULT_CONFIG_NAME = "dbx-promote.yml"
 CONFIG_ENV_VAR = "DBX_PROMOTE_CONFIG"
@@ -83,6 +84,7 @@ _ENV_KEYS = {
     "parallel",
     "import_rate",
     "tests",
+    "permissions",
 }
 _TESTS_KEYS = {"notebooks", "compute", "timeout_minutes", "parallel", "parameters", "on_failure"}
 _COMPUTE_KINDS = ("existing_cluster_id", "serverless", "new_cluster")
@@ -156,6 +158,8 @@ class Environment:
     # about 30 per workspace; sending faster only earns 429s.
     import_rate: float = 30.0
     tests: EnvTestSettings | None = None
+    # Root's direct grants, exactly; None: permissions are not managed by dbx-promote.
+    permissions: tuple[Grant, ...] | None = None
 
     def resolved_root(self, user: str) -> str:
         """The root with ``{user}`` expanded, validated again after expansion."""
@@ -410,6 +414,9 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
     ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
     approval = _parse_approval(raw.get("approval"), f"{where}.approval", problems)
     tests = _parse_tests(raw.get("tests"), f"{where}.tests", problems)
+    permissions = None
+    if raw.get("permissions") is not None:
+        permissions = parse_grants(raw["permissions"], f"{where}.permissions", problems)
     return Environment(
         name=name,
         root=str(root),
@@ -422,6 +429,7 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
         ado_environment=ado_env or f"dbx-{name}",
         **engine,
         tests=tests,
+        permissions=permissions,
     )
 
 

@@ -80,6 +80,10 @@ class RecordCorrupt(BadInput):
     """A record file in the workspace cannot be parsed."""
 
 
+class LockoutRefused(BadInput):
+    """The configured permissions would leave the deploying principal without CAN_MANAGE."""
+
+
 # --- operation failed: exit 1 ------------------------------------------------------------
 
 

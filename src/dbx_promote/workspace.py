@@ -13,6 +13,7 @@ import copy
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -38,9 +39,16 @@ from databricks.sdk.errors import (
     Unauthenticated,
 )
 from databricks.sdk.errors.platform import STATUS_CODE_MAPPING
-from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
+from databricks.sdk.service.workspace import (
+    ExportFormat,
+    ImportFormat,
+    Language,
+    WorkspaceObjectAccessControlRequest,
+    WorkspaceObjectPermissionLevel,
+)
 
 from dbx_promote import __version__
+from dbx_promote import permissions as acl
 from dbx_promote.config import (
     Environment,
     env_var_name,
@@ -406,6 +414,47 @@ class Workspace:
         """Ask the service to cancel a run (`runs/cancel`); it stops asynchronously."""
         self._call(f"cancel run {run_id}", lambda: self.client.jobs.cancel_run(run_id))
 
+    # --- permissions -----------------------------------------------------------------
+
+    def identity(self) -> acl.Identity:
+        """The signed-in principal with its groups (SCIM Me)."""
+        me = self._call("who am I", lambda: self.client.current_user.me())
+        name = str(me.user_name or me.display_name or me.id or "unknown")
+        kind = "service_principal" if _APPLICATION_ID.match(name) else "user"
+        groups = frozenset(str(g.display) for g in me.groups or [] if g.display)
+        return acl.Identity(name, kind, groups)
+
+    def get_acl(self, obj: RemoteObject) -> acl.ObjectAcl:
+        """The permissions of ``obj``; `PermissionDenied` without CAN_MANAGE on it."""
+        kind = acl_type(obj.object_type)
+        perms = self._call(
+            f"permissions of {obj.path}",
+            lambda: self.client.workspace.get_permissions(kind, str(obj.object_id)),
+        )
+        return acl.acl_from_response(obj.path, kind, obj.object_id or 0, perms)
+
+    def get_acls(self, objects: list[RemoteObject]) -> list[acl.ObjectAcl]:
+        """`get_acl` of each of ``objects``, in parallel, in their order."""
+        with ThreadPoolExecutor(max_workers=self.throttle.max_limit) as pool:
+            return list(pool.map(self.get_acl, objects))
+
+    def set_acl(self, kind: str, object_id: int, grants: tuple[acl.Grant, ...], what: str) -> None:
+        """Replace the direct grants of an object with exactly ``grants`` (one PUT)."""
+        entries = [
+            WorkspaceObjectAccessControlRequest(
+                permission_level=WorkspaceObjectPermissionLevel(g.level),
+                **{acl.PRINCIPAL_FIELDS[g.kind]: g.name},
+            )
+            for g in grants
+        ]
+        self._call(
+            f"permissions of {what}",
+            lambda: self.client.workspace.set_permissions(
+                kind, str(object_id), access_control_list=entries
+            ),
+            write=True,
+        )
+
     # --- the one place SDK errors are translated -------------------------------------
 
     def _call(
@@ -492,6 +541,17 @@ class Workspace:
             self._counts.retries += 1
         log.debug("retrying %s in %.2fs after %s", what, delay, _short(exc))
         self._sleep(delay)
+
+
+_APPLICATION_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_ACL_TYPES = {"DIRECTORY": "directories", "NOTEBOOK": "notebooks", "FILE": "files"}
+
+
+def acl_type(object_type: str) -> str:
+    """The Permissions API's name for a workspace object type (``directories`` …)."""
+    return _ACL_TYPES.get(object_type, "directories")
 
 
 def _is_dropped(exc: DatabricksError) -> bool:
