@@ -9,7 +9,7 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 
-from dbx_promote.access import AclWriter, plan_permissions, refuse_lockout
+from dbx_promote.access import AclWriter, managed_objects, plan_permissions, refuse_lockout
 from dbx_promote.config import load_config
 from dbx_promote.emulator import Emulator
 from dbx_promote.errors import ConfigError, LockoutRefused, PermissionDenied
@@ -26,6 +26,7 @@ from dbx_promote.permissions import (
     find_drift,
     lockout_problem,
 )
+from dbx_promote.remote import RemoteObject
 from dbx_promote.workspace import Workspace
 
 from conftest import FakeClock
@@ -336,3 +337,19 @@ def test_a_list_without_the_deployer_under_another_home_is_refused(
     with pytest.raises(LockoutRefused) as exc:
         refuse_lockout(plan, "prod")
     assert exc.value.exit_code == 2 and SP in str(exc.value)
+
+
+def test_managed_objects_are_the_records_objects_their_folders_and_the_state_folder() -> None:
+    def obj(path: str, kind: str = "NOTEBOOK") -> RemoteObject:
+        return RemoteObject(path=f"/r/{path}", object_type=kind, language=None, object_id=1)
+
+    listing = [
+        obj("etl"),
+        obj("lib", "DIRECTORY"),
+        obj("lib/util"),
+        obj("mine"),
+        obj("scratch", "DIRECTORY"),
+        obj(".dbx-promote", "DIRECTORY"),
+    ]
+    got = managed_objects("/r", listing, ["etl", "lib/util"])
+    assert [o.path for o in got] == ["/r/etl", "/r/lib", "/r/lib/util", "/r/.dbx-promote"]

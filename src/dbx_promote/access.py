@@ -13,6 +13,7 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import replace
 
+from dbx_promote.config import relative_to_root
 from dbx_promote.errors import DbxPromoteError, LockoutRefused, PermissionDenied
 from dbx_promote.permissions import (
     Grant,
@@ -25,12 +26,31 @@ from dbx_promote.permissions import (
     find_drift,
     lockout_problem,
 )
+from dbx_promote.record import STATE_DIR
 from dbx_promote.remote import RemoteObject
 from dbx_promote.workspace import Workspace
 
 log = logging.getLogger("dbx_promote.access")
 
 WORKSPACE_SOURCE = "/directories/"
+
+
+def managed_objects(
+    root: str, listing: Iterable[RemoteObject], owned: Iterable[str]
+) -> list[RemoteObject]:
+    """The objects under ``root`` that dbx-promote manages: what the record owns, the
+    folders holding them, and its state folder. Everything else is never touched."""
+    files = set(owned)
+    folders = {STATE_DIR}
+    for name in files:
+        parts = name.split("/")[:-1]
+        folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    out = []
+    for obj in listing:
+        rel = relative_to_root(root, obj.path)
+        if rel and (rel in folders if obj.is_dir else rel in files):
+            out.append(obj)
+    return out
 
 
 def plan_permissions(
