@@ -252,3 +252,34 @@ def test_other_failures_are_one_error() -> None:
     ci, lines = github({})
     report_failure(ci, "unknown environment 'nope'", None)
     assert lines.err == ["::error title=dbx-promote::unknown environment 'nope'"]
+
+
+def test_the_tests_summary_lists_each_test_and_what_failed() -> None:
+    from dbx_promote.ci.markdown import tests_summary_markdown
+
+    text = tests_summary_markdown(
+        {
+            "env": "prod",
+            "version": "1.2.3",
+            "digest": "sha256:abc",
+            "outcome": "failed",
+            "tests": [
+                {"notebook": "tests/smoke_a", "status": "passed", "duration_s": 2.04},
+                {
+                    "notebook": "tests/smoke_b",
+                    "status": "failed",
+                    "duration_s": 1,
+                    "run_page_url": "https://ws/run/7",
+                    "error": "AssertionError: no rows\nTraceback ...",
+                    "cases": [{"name": "rows|today", "status": "failed", "message": "0 rows"}],
+                },
+            ],
+        }
+    )
+    assert text.startswith("## dbx-promote tests: prod — **FAILED**\n")
+    assert "- 1 passed, 1 failed, 0 errored" in text
+    assert "| `tests/smoke_a` | passed | 2.0 s |  |" in text
+    assert "| `tests/smoke_b` | **FAILED** | 1.0 s | [run](https://ws/run/7) |" in text
+    assert "- `tests/smoke_b`: AssertionError: no rows" in text
+    assert "  - rows\\|today: 0 rows" in text
+    assert tests_summary_markdown({}).startswith("## dbx-promote tests: ? — ?")

@@ -247,3 +247,23 @@ def test_no_token_in_any_generated_file(repo: Path) -> None:
         assert not re.search(r"(?i)client_secret|password", text)
     # The build's own credential scan finds nothing either.
     assert run_cli(repo / "dbx-promote.yml", "build", "--version", "1", host=None).returncode == 0
+
+
+def test_the_smoke_test_passes_in_test_and_lands_in_the_step_summary(
+    repo: Path, emulator: Emulator
+) -> None:
+    """The generated smoke test runs for real in the emulator (as a one-time job run), and
+    under GitHub Actions its result is appended to the step summary."""
+    init_project(InitOptions(root=repo, ci="github"))
+    cfg = repo / "dbx-promote.yml"
+    text = cfg.read_text().replace("/Shared/Sales-Analytics/test", "/Shared/init-smoke/test")
+    cfg.write_text(text)
+    deployed = run_cli(cfg, "deploy", "--env", "test", host=emulator.url)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    summary = repo.parent / "step_summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    proc = run_cli(cfg, "test", "--env", "test", host=emulator.url, extra_env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    markdown = summary.read_text()
+    assert "## dbx-promote tests: test — passed" in markdown
+    assert "| `tests/smoke_test` | passed |" in markdown

@@ -218,5 +218,9 @@ def test_cmd(
         render_suite(app, result, lines_shown=view.lines_shown)
         if junit_path:
             app.out.print(f"JUnit results written to {junit_path}", highlight=False)
+    if app.ci.active and (output != "json" or app.ci.stdout_free):
+        from dbx_promote.ci.markdown import tests_summary_markdown
+
+        app.ci.summary(tests_summary_markdown(result.to_dict()), name=f"tests-{env_name}")
     if not result.passed:
         raise suite_failure(result)

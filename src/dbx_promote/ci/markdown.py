@@ -91,3 +91,54 @@ def plan_summary_markdown(result: Mapping[str, Any], *, cap: int = SUMMARY_LIST_
     ):
         lines += _path_list(heading, _as_list(changes.get(kind)), cap)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_STATUS = {"passed": "passed", "failed": "**FAILED**", "errored": "**ERRORED**"}
+
+
+def tests_summary_markdown(suite: Mapping[str, Any], *, cap: int = SUMMARY_LIST_CAP) -> str:
+    """Markdown for the run summary from a test suite's JSON (``test --output json``).
+
+    :param suite: ``env``, ``version``, ``digest``, ``outcome`` and ``tests`` (each with
+        ``notebook``, ``status``, ``duration_s``, ``run_page_url``, ``error``, ``cases``).
+        Missing keys show as empty: the summary must never be why a step fails.
+    :param cap: at most this many tests are listed.
+    """
+    tests = [t for t in suite.get("tests") or [] if isinstance(t, Mapping)]
+    outcome = str(suite.get("outcome", "?"))
+    counts = {s: sum(1 for t in tests if t.get("status") == s) for s in _STATUS}
+    lines = [
+        f"## dbx-promote tests: {_md(suite.get('env', '?'))} — {_STATUS.get(outcome, _md(outcome))}",
+        "",
+        f"- Version: `{_md(suite.get('version', '?'))}`",
+        f"- Digest: `{_md(suite.get('digest', '?'))}`",
+        "- " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+    ]
+    if suite.get("reason"):
+        lines.append(f"- Note: {_md(suite['reason'])}")
+    if tests:
+        lines += ["", "| test | result | time | run |", "|---|---|---:|---|"]
+    for t in tests[:cap]:
+        url = t.get("run_page_url")
+        run = f"[run]({url})" if url else ""
+        seconds = t.get("duration_s") or 0
+        lines.append(
+            f"| `{_md(t.get('notebook', '?'))}` | {_STATUS.get(str(t.get('status')), _md(t.get('status')))} "
+            f"| {float(seconds):.1f} s | {run} |"
+        )
+    if len(tests) > cap:
+        lines.append(f"| … and {len(tests) - cap} more | | | |")
+    failures = [t for t in tests if t.get("status") != "passed"]
+    if failures:
+        lines += ["", "**Failures**", ""]
+        for t in failures[:cap]:
+            error = str(t.get("error") or "").splitlines()
+            lines.append(
+                f"- `{_md(t.get('notebook', '?'))}`: {_md(error[0] if error else t.get('status'))}"
+            )
+            for case in t.get("cases") or []:
+                if isinstance(case, Mapping) and case.get("status") == "failed":
+                    lines.append(
+                        f"  - {_md(case.get('name', '?'))}: {_md(case.get('message') or '')}"
+                    )
+    return "\n".join(lines).rstrip("\n") + "\n"
