@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from dbx_promote.errors import ObjectExists, ObjectNotFound, WorkspaceError
+from dbx_promote.errors import BulkImportRefused, ObjectExists, ObjectNotFound, WorkspaceError
 from dbx_promote.remote import RemoteObject
 
 
@@ -148,6 +148,14 @@ class FakeWorkspace:
 
     def create_file_exclusive(self, path: str, content: bytes) -> None:
         self._write(path, _Entry("FILE", None, content), overwrite=False)
+
+    def import_directory(self, path: str, archive: bytes) -> None:
+        # Like a workspace that refuses directory imports: the engine falls back per object.
+        self._request("import", path)
+        raise BulkImportRefused(f"{path}: directory import is not supported here", status=400)
+
+    def statuses(self, paths: list[str]) -> dict[str, RemoteObject | None]:
+        return {p: self.get_status(p) for p in paths}
 
     # --- test helpers ----------------------------------------------------------------
 

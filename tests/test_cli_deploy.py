@@ -77,6 +77,21 @@ def test_deploy_json_prints_one_object_with_the_documented_fields(emulator, tmp_
     assert data["dry_run"] is False and data["verified"] is True
     assert len(data["changes"]["create"]) == 5
     assert data["requests"] > 0
+    assert data["bulk"] == {"imports": 2, "refused": False, "per_object": [], "repaired": []}
+
+
+def test_no_bulk_imports_new_folders_one_object_at_a_time(emulator, tmp_path):
+    cfg = write_config(tmp_path)
+    art = build(tmp_path, V1, "1.0.0")
+
+    args = ["--config", str(cfg), "deploy", str(art.path), "--env", "test", "--no-bulk"]
+    proc = run([*args, "--output", "json"], url=emulator.url)
+
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bulk"]["imports"] == 0
+    assert "/Shared/app/test/etl" not in [
+        r["path"] for r in emulator.request_log() if r["endpoint"] == "import"
+    ]
 
 
 def test_dry_run_without_artifact_plans_the_working_tree(emulator, tmp_path):

@@ -274,7 +274,11 @@ def test_throttling_is_retried_and_lowers_concurrency(emulator, fake_clock, tmp_
     # The emulator's rate limit runs on real time, so this engine really waits.
     d = deployer(emulator, fake_clock, attempts=20, sleep=time.sleep)
 
-    result = d.deploy(target_from_artifact(build(tmp_path, many, "1.0.0"), d.env, d.user))
+    # One import per notebook (a new folder would otherwise be one directory import).
+    result = d.deploy(
+        target_from_artifact(build(tmp_path, many, "1.0.0"), d.env, d.user),
+        DeployOptions(no_bulk=True),
+    )
 
     assert result.verified is True
     assert result.throttled > 0
@@ -282,8 +286,15 @@ def test_throttling_is_retried_and_lowers_concurrency(emulator, fake_clock, tmp_
 
 
 def test_a_failed_first_deploy_removes_what_it_created(emulator, fake_clock, tmp_path):
+    # Refuses the folder's directory import, then the single import it falls back to.
     emulator.add_fault(
-        Fault(endpoint="import", path_glob="*/reports/*", status=400, error_code="INVALID_STATE")
+        Fault(
+            endpoint="import",
+            path_glob="*/reports*",
+            status=400,
+            error_code="INVALID_STATE",
+            times=-1,
+        )
     )
 
     with pytest.raises(DeployFailed, match="no previous release"):

@@ -2,8 +2,11 @@
 
 For a v1 -> v2 deploy we count its write requests, then for every index in turn inject a
 fault into exactly that write (a 500, a 429 storm longer than the retry budget, a dropped
-connection), and check when the deploy returns or raises that the managed objects are
-exactly v1 or exactly v2 — and that the next clean deploy converges to v2.
+connection, a permanent 400, and a write that lands but whose answer is lost), and check
+when the deploy returns or raises that the managed objects are exactly v1 or exactly v2 —
+and that the next clean deploy converges to v2. Three release pairs: an update inside
+existing folders, a release that adds a new folder (one directory import among the
+writes), and a first deploy (nothing -> v1, new folders in bulk).
 """
 
 from __future__ import annotations
@@ -24,14 +27,29 @@ FAULTS = {
     ),
     "dropped": dict(drop=True),
     "400-refused": dict(status=400, error_code="INVALID_STATE"),
+    "500-after-landing": dict(status=500, error_code="INTERNAL_ERROR", after=True),
+    "dropped-after-landing": dict(drop=True, after=True),
 }
+V2_NEW_FOLDER = {
+    **V2,
+    **{f"fresh/sub/n{i}.py": f"# Databricks notebook source\nprint({i})\n" for i in range(3)},
+    "fresh/top.sql": "-- Databricks notebook source\nSELECT 2\n",
+}
+PAIRS = {"update": (V1, V2), "new-folder": (V1, V2_NEW_FOLDER), "first": (None, V1)}
+SWEEPS = [
+    (pair, kind)
+    for pair in sorted(PAIRS)
+    for kind in sorted(FAULTS)
+    if pair != "update" or not kind.endswith("-after-landing")
+]
 
 
-@pytest.fixture
-def releases(emulator, fake_clock, tmp_path):
-    v1 = build(tmp_path, V1, "1.0.0")
-    v2 = build(tmp_path, V2, "2.0.0")
-    deploy(emulator, fake_clock, v1)
+def releases(emulator, fake_clock, tmp_path, pair):
+    old, new = PAIRS[pair]
+    v1 = build(tmp_path, old, "1.0.0") if old is not None else None
+    v2 = build(tmp_path, new, "2.0.0")
+    if v1 is not None:
+        deploy(emulator, fake_clock, v1)
     v1_state = managed_state(emulator)
     start = len(emulator.request_log())
     deploy(emulator, fake_clock, v2)
@@ -39,20 +57,23 @@ def releases(emulator, fake_clock, tmp_path):
     writes = [
         r for r in emulator.request_log()[start:] if r["endpoint"] in ("import", "mkdirs", "delete")
     ]
+    if pair != "update":  # the sweep reaches the directory imports
+        assert any(r["path"].endswith(("/fresh", "/etl")) for r in writes)
     return v1, v2, v1_state, v2_state, len(writes)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(FAULTS))
+@pytest.mark.parametrize(("pair", "kind"), SWEEPS)
 def test_a_fault_at_any_write_leaves_v1_or_v2_and_the_next_deploy_converges(
-    emulator, fake_clock, releases, kind
+    emulator, fake_clock, tmp_path, pair, kind
 ):
-    v1, v2, v1_state, v2_state, n_writes = releases
-    assert n_writes >= 8
+    v1, v2, v1_state, v2_state, n_writes = releases(emulator, fake_clock, tmp_path, pair)
+    assert n_writes >= 7
     outcomes = {}
     for index in range(1, n_writes + 1):
         emulator.reset()
-        deploy(emulator, fake_clock, v1)
+        if v1 is not None:
+            deploy(emulator, fake_clock, v1)
         emulator.add_fault(Fault(writes_only=True, nth=index, **FAULTS[kind]))  # type: ignore[arg-type]
         try:
             deploy(emulator, fake_clock, v2)
@@ -96,9 +117,10 @@ def _remove_lock(emulator) -> None:
 
 
 @pytest.mark.slow
-def test_a_failure_at_any_write_puts_a_hand_edit_back_as_it_was(emulator, fake_clock, releases):
+def test_a_failure_at_any_write_puts_a_hand_edit_back_as_it_was(emulator, fake_clock, tmp_path):
     """Before the failed deploy the folder held v1 with a hand edit; after it, exactly that."""
-    v1, v2, _, v2_state, n_writes = releases
+    v1, v2, _, v2_state, n_writes = releases(emulator, fake_clock, tmp_path, "update")
+    assert v1 is not None
     for index in range(1, n_writes + 4):
         emulator.reset()
         deploy(emulator, fake_clock, v1)

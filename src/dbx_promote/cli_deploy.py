@@ -178,6 +178,7 @@ def _deploy_options(
     skip_requires: bool,
     plan_out: str | None,
     force: bool = False,
+    no_bulk: bool = False,
 ) -> Any:
     from dbx_promote.deploy import DeployOptions
     from dbx_promote.errors import BadInput
@@ -195,7 +196,15 @@ def _deploy_options(
         force=force,
         reviewed_plan=load_plan(plan) if plan else None,
         skip_requires=skip_requires,
+        no_bulk=no_bulk,
     )
+
+
+_NO_BULK = click.option(
+    "--no-bulk",
+    is_flag=True,
+    help="Import new folders one object at a time, not one directory import each.",
+)
 
 
 def _with(options: list[Any]) -> Any:
@@ -255,6 +264,7 @@ def _deploy_flags(fn: Any) -> Any:
             ),
             *_test_flags(),
             *_lock_flags(),
+            _NO_BULK,
             click.option("--output", type=click.Choice(["text", "json"]), default="text"),
         ]
     ):
@@ -281,6 +291,7 @@ def deploy_cmd(
     junit: str | None,
     break_lock: bool,
     force: bool,
+    no_bulk: bool,
     output: str,
     skip_requires: bool,
 ) -> None:
@@ -294,7 +305,7 @@ def deploy_cmd(
     config = _config(app, env_name)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(env_name))
-    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force)
+    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force, no_bulk)
     if skip_requires:
         app.err.print(
             f"[bold red]--skip-requires: deploying to '{env_name}' without the "
@@ -343,6 +354,7 @@ def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, outpu
         junit=None,
         break_lock=False,
         force=False,
+        no_bulk=False,
         output=output,
         skip_requires=False,
     )
@@ -370,6 +382,7 @@ def promote_cmd(
     junit: str | None,
     break_lock: bool,
     force: bool,
+    no_bulk: bool,
     output: str,
     yes: bool,
 ) -> None:
@@ -382,7 +395,7 @@ def promote_cmd(
     config = _config(app, from_env, to_env)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(to_env))
-    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force)
+    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force, no_bulk)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
             raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
@@ -415,6 +428,7 @@ def promote_cmd(
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @_with(_test_flags())
 @_with(_lock_flags())
+@_NO_BULK
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
 def rollback_cmd(
@@ -426,6 +440,7 @@ def rollback_cmd(
     junit: str | None,
     break_lock: bool,
     force: bool,
+    no_bulk: bool,
     output: str,
 ) -> None:
     """Redeploy the previous (or a named) release from the environment's release store,
@@ -435,7 +450,7 @@ def rollback_cmd(
     config = _config(app, env_name)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(env_name))
-    options = _deploy_options(dry_run, break_lock, None, False, None, force)
+    options = _deploy_options(dry_run, break_lock, None, False, None, force, no_bulk)
     _run_deploy(
         app,
         output,

@@ -63,6 +63,7 @@ class Commit:
         *,
         kind: str,
         skip_requires: bool = False,
+        bulk_refused: bool = False,
     ) -> tuple[Record, list[ReleaseRef]]:
         """The record of ``target`` as just applied, and the releases it no longer keeps."""
         present = {self.store.folder.layout.relative(o.path): o for o in listing}
@@ -97,6 +98,7 @@ class Commit:
             pipeline=pipeline_context(),
             skip_requires=skip_requires,
             environment_source=target.environment_source,
+            bulk_refused=bulk_refused or bool(previous and previous.bulk_refused),
         )
         return record, releases[keep:]
 

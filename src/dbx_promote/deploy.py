@@ -34,9 +34,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from dbx_promote.apply import Applied, ApplyFailed, apply_plan
+from dbx_promote.apply import Applied, ApplyFailed, BulkOutcome, apply_plan
 from dbx_promote.artifact import Artifact
 from dbx_promote.backups import BackupSet, prune_backups, take_backups
+from dbx_promote.bulk import BulkPlan, plan_bulk
 from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
 from dbx_promote.errors import DbxPromoteError, DeployFailed
@@ -75,6 +76,8 @@ class DeployOptions:
     skip_requires: bool = False
     force: bool = False  # with break_lock: break a live lock too
     reason: str = ""  # why, for the history (e.g. the failed tests behind a rollback)
+    # Import new folders one object at a time even where one directory import could.
+    no_bulk: bool = False
 
 
 @dataclass
@@ -98,6 +101,7 @@ class DeployResult:
     tests: SuiteResult | None = None
     rolled_back_to: str | None = None
     rollback_error: str | None = None
+    bulk: BulkOutcome = field(default_factory=BulkOutcome)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,12 @@ class DeployResult:
             "kind": self.kind,
             "tests": self.tests.to_dict() if self.tests else None,
             "rolled_back_to": self.rolled_back_to,
+            "bulk": {
+                "imports": self.bulk.imports,
+                "refused": self.bulk.refused,
+                "per_object": list(self.bulk.per_object),
+                "repaired": list(self.bulk.repaired),
+            },
         }
 
 
@@ -428,8 +438,12 @@ class Run:
                     self.result.backups = self.backups.paths
                 with self.target.content() as content:
                     self.apply_started = True
-                    applied = apply_plan(self.folder, self.target.desired, content, plan)
+                    applied = apply_plan(
+                        self.folder, self.target.desired, content, plan, self._bulk_plan(plan)
+                    )
                 self.touched = applied.touched
+                if self.result is not None:
+                    self.result.bulk = applied.bulk
             finally:
                 wait([stored])
             stored.result()
@@ -437,6 +451,12 @@ class Run:
 
     def _stamp(self) -> str:
         return self.deployer.now().replace(":", "").replace("-", "")
+
+    def _bulk_plan(self, plan: Plan) -> BulkPlan | None:
+        """How new folders are created in bulk; None for one import per object."""
+        if self.options.no_bulk or (self.record is not None and self.record.bulk_refused):
+            return None
+        return plan_bulk(plan, self.target.desired)
 
     def _commit(self, plan: Plan, applied: Applied, release: ReleaseRef) -> None:
         commit = self.deployer.commit
@@ -448,6 +468,7 @@ class Run:
             release,
             kind=self.options.kind,
             skip_requires=self.options.skip_requires,
+            bulk_refused=applied.bulk.refused,
         )
         record = replace(record, deploy_id=self.deploy_id)
         entry = commit.entry(

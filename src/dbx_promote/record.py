@@ -104,6 +104,8 @@ class Record:
     # The outcome of the environment's tests against this release (testresults.SuiteResult
     # as a dict); None until they ran. A new deploy starts without one.
     tests: dict[str, Any] | None = None
+    # This workspace refused a directory import once: later deploys import one by one.
+    bulk_refused: bool = False
 
     @property
     def release(self) -> ReleaseRef | None:
@@ -147,6 +149,7 @@ class Record:
                 deploy_id=data.get("deploy_id"),
                 lock_left=data.get("lock_left"),
                 tests=data.get("tests"),
+                bulk_refused=bool(data.get("bulk_refused", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None

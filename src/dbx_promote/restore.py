@@ -100,6 +100,7 @@ def restore(folder: Folder, commit: Commit, failed: FailedDeploy, back_to: Resto
     failed_entry = commit.entry(failed.target, failed.kind, "failed", one_line(failed.cause))
     try:
         with _signals_deferred() as signals:
+            _undo_bulk_folders(patient, failed)
             if isinstance(back_to, BackToRelease):
                 done = _back_to_release(patient, commit, failed, back_to, failed_entry)
             else:
@@ -118,6 +119,17 @@ def restore(folder: Folder, commit: Commit, failed: FailedDeploy, back_to: Resto
             f"restoring the previous release ALSO failed ({one_line(cause)}); the folder may "
             "be mixed: run the deploy again, it converges from the folder's real state"
         )
+
+
+def _undo_bulk_folders(folder: Folder, failed: FailedDeploy) -> None:
+    """A new folder in ``touched`` was created by one directory import (apply.py): nothing
+    was in it before the failed deploy, so one recursive delete undoes it."""
+    new = set(failed.new_dirs)
+    done: list[str] = []
+    for d in sorted(p for p in failed.touched if p in new):
+        if not any(d.startswith(x + "/") for x in done):
+            folder.ws.delete(folder.abs(d), recursive=True)
+            done.append(d)
 
 
 def _back_to_release(
