@@ -33,7 +33,11 @@ def _is(entry: dict[str, Any], suffix: str) -> bool:
 def _bookkeeping(entry: dict[str, Any]) -> bool:
     return any(
         _is(entry, s)
-        for s in (".dbx-promote/lock.json", ".dbx-promote/deployment.json", ".dbx-promote/history.json")
+        for s in (
+            ".dbx-promote/lock.json",
+            ".dbx-promote/deployment.json",
+            ".dbx-promote/history.json",
+        )
     )
 
 
@@ -75,7 +79,11 @@ def _phase(
     if lock_at is None or e["start"] < lock_at:
         return "plan"
     if _is(e, "/lock.json"):
-        return "lock" if e["endpoint"] == "import" or record_at is None or e["start"] < record_at else "unlock"
+        return (
+            "lock"
+            if e["endpoint"] == "import" or record_at is None or e["start"] < record_at
+            else "unlock"
+        )
     if e in apply_writes:
         return "apply"
     if record_at is not None and e["start"] >= record_at:

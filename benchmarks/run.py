@@ -7,10 +7,14 @@ Retry-After). Our tool runs as the `dbx-promote` CLI in a child process, exactly
 pipeline runs it; wall time is measured around the child and peak memory is the child's
 maximum RSS (``os.wait4``). Request counts are what the emulator saw.
 
-Scenarios (issue 8): first deploy / redeploy unchanged / 1 and 25 changed of 500 notebooks
-in 10 folders, the same with the legacy `databricks workspace import_dir -o` into another
-folder of the same emulator, promote test -> prod across two emulators and rollback, the
-build of 2,000 notebooks (benchmarks/bench_build.py) and scaling at 100 / 500 / 2,000.
+Scenarios (issues 8 and 15): first deploy (in bulk, and with `--no-bulk`) / redeploy
+unchanged / 1 and 25 changed of 500 notebooks in 10 folders, a release that adds one new
+folder of 100 notebooks, the same with the legacy `databricks workspace import_dir -o`
+into another folder of the same emulator, promote test -> prod (an empty Prod) across two
+emulators and rollback, the build of 2,000 notebooks (benchmarks/bench_build.py) and
+scaling at 100 / 500 / 2,000. Every row has its request count, its sequential round trips
+(`sequential_round_trips` of the emulator's log) and the round trips of each phase
+(benchmarks/phases.py).
 
     .venv/bin/python benchmarks/run.py [--latency-ms 100] [--rate-limit 30]
         [--quick] [--no-legacy] [--out benchmarks/RESULTS.md] [--workdir DIR]
@@ -40,8 +44,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from corpus import change_notebooks, make_corpus, write_config  # noqa: E402
+from phases import phases  # noqa: E402
 
 from dbx_promote.emulator import Emulator  # noqa: E402
+from dbx_promote.emulator.control import sequential_round_trips  # noqa: E402
 
 TOKEN = "dapi-benchmark-not-a-secret"
 
@@ -53,6 +59,7 @@ class Settings:
     notebooks: int = 500
     folders: int = 10
     changed: tuple[int, ...] = (1, 25)
+    new_folder: int = 100
     scaling: tuple[int, ...] = (100, 500, 2000)
     build_bench: bool = True
     legacy: bool = True
@@ -198,6 +205,7 @@ def measure_ours(emus: list[Emulator], args: list[str], cwd: Path) -> dict[str, 
         emu.controls.reset()
     result = dbx(args, cwd)
     figures = [emulator_figures(emu) for emu in emus]
+    log = [e for emu in emus for e in emu.controls.request_log()]
     out = result["json"]
     changes = out.get("changes", {})
     row = {
@@ -219,6 +227,9 @@ def measure_ours(emus: list[Emulator], args: list[str], cwd: Path) -> dict[str, 
         "by_endpoint": [f["by_endpoint"] for f in figures],
         "import_phase_seconds": figures[-1]["import_phase_seconds"],
         "import_phase_rate": figures[-1]["import_phase_rate"],
+        "round_trips": sequential_round_trips(log),
+        "phases": phases(log),
+        "bulk_imports": (out.get("bulk") or {}).get("imports", 0),
     }
     row["imports_per_s_wall"] = row["imports_ok"] / row["seconds"]
     return row
@@ -240,6 +251,7 @@ def measure_legacy(emu: Emulator, exe: Path, source: Path, target: str) -> dict[
         "by_endpoint": [figures["by_endpoint"]],
         "imports_per_s_wall": figures["imports_ok"] / timing["seconds"],
         "import_phase_rate": figures["import_phase_rate"],
+        "round_trips": sequential_round_trips(emu.controls.request_log()),
     }
 
 
@@ -259,7 +271,9 @@ def build(config: Path, out: Path, version: str, cwd: Path) -> dict[str, Any]:
 
 def envs_for(test_url: str, prod_url: str | None, test_root: str, parallel: int = 8) -> dict:
     envs: dict[str, dict[str, object]] = {
-        "test": {"host": test_url, "root": test_root, "parallel": parallel}
+        "test": {"host": test_url, "root": test_root, "parallel": parallel},
+        # The same workspace, another folder: the first deploy once more, one by one.
+        "single": {"host": test_url, "root": test_root + "-single", "parallel": parallel},
     }
     if prod_url is not None:
         envs["prod"] = {
@@ -336,6 +350,11 @@ def _main_scenarios(
         src[name] = work / f"src-{name}"
         changed_paths[name] = change_notebooks(src[previous], src[name], k, tag=name)
         previous = name
+    # The next release adds one new folder of `new_folder` notebooks.
+    src["new"] = work / "src-new"
+    shutil.copytree(src[previous], src["new"])
+    make_corpus(work / "new-folder", s.new_folder, 1)
+    shutil.copytree(work / "new-folder" / "area_00", src["new"] / "area_new")
 
     envs = envs_for(w1.url, w2.url, "/Shared/bench/test")
     cfg = {name: write_config(work / f"{name}.yml", path, envs) for name, path in src.items()}
@@ -345,17 +364,20 @@ def _main_scenarios(
     arts["v1-rebuild"] = build(cfg["v1"], dist, "1.0.1", work)
     for i, k in enumerate(s.changed):
         arts[f"c{k}"] = build(cfg[f"c{k}"], dist, f"1.{i + 1}.0", work)
+    arts["new"] = build(cfg["new"], dist, f"1.{len(s.changed) + 1}.0", work)
 
-    def deploy(name: str) -> dict[str, Any]:
+    def deploy(name: str, *extra: str, env: str = "test") -> dict[str, Any]:
         return measure_ours(
             [w1],
-            ["--config", str(cfg["v1"]), "deploy", arts[name]["artifact"], "--env", "test"],
+            ["--config", str(cfg["v1"]), "deploy", arts[name]["artifact"], "--env", env, *extra],
             work,
         )
 
     ours: dict[str, Any] = {}
     s.say("ours: first deploy")
     ours["first"] = deploy("v1")
+    s.say("ours: first deploy with --no-bulk (one import per notebook), into another folder")
+    ours["first_no_bulk"] = deploy("v1", "--no-bulk", env="single")
     s.say("ours: redeploy unchanged (the same artifact again)")
     ours["unchanged"] = deploy("v1")
     s.say("ours: redeploy unchanged (a new build of the same notebooks)")
@@ -363,6 +385,10 @@ def _main_scenarios(
     for k in s.changed:
         s.say(f"ours: redeploy with {k} changed")
         ours[f"changed_{k}"] = deploy(f"c{k}")
+    s.say(f"ours: a release with one new folder of {s.new_folder} notebooks")
+    ours["new_folder"] = deploy("new")
+    s.say("setup: the last changed release back in test (for the promote flows)")
+    ours["setup_back"] = deploy(f"c{s.changed[-1]}")
 
     legacy: dict[str, Any] = {}
     if legacy_exe is not None:
@@ -374,6 +400,8 @@ def _main_scenarios(
         for k in s.changed:
             s.say(f"legacy: import_dir with {k} changed")
             legacy[f"changed_{k}"] = measure_legacy(w1, legacy_exe, src[f"c{k}"], target)
+        s.say(f"legacy: import_dir with a new folder of {s.new_folder} notebooks")
+        legacy["new_folder"] = measure_legacy(w1, legacy_exe, src["new"], target)
 
     # Promote: test holds the last changed release (verified). Promote it into an empty
     # Prod on the second workspace; put v1 back in test and promote that (an update of the
@@ -458,6 +486,7 @@ def _settings_dict(s: Settings) -> dict[str, Any]:
         "rate_limit": s.rate_limit,
         "notebooks": s.notebooks,
         "changed": list(s.changed),
+        "new_folder": s.new_folder,
         "scaling": list(s.scaling),
         "quick": s.quick,
         "in_process": IN_PROCESS,
@@ -532,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.quick:
         s.notebooks, s.folders, s.changed, s.scaling = 12, 3, (1, 3), (6,)
+        s.new_folder = 4
         s.build_bench = False
     from report import render
 

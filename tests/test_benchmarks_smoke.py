@@ -72,12 +72,17 @@ def test_quick_run_writes_a_report_to_the_given_path(tmp_path: Path) -> None:
     )
     assert code == 0
     text = out.read_text()
-    for heading in ("## Goals", "## 1-3.", "## 4. Promote", "## 5. Build", "## 6. Scaling"):
+    headings = ("## Goals of issue 15", "## Bulk import and round trips", "## Goals of issue 8")
+    for heading in (*headings, "## 1-3.", "## 4. Promote", "## 5. Build", "## 6. Scaling"):
         assert heading in text
     raw = json.loads((tmp_path / "work" / "results.json").read_text())
     ours = raw["ours"]
     assert ours["first"]["create"] >= raw["corpus"]["notebooks"]  # + _environment
-    assert ours["first"]["imports_ok"] == raw["corpus"]["notebooks"]
+    assert ours["first"]["bulk_imports"] == raw["corpus"]["folders"]  # one per folder
+    assert ours["first_no_bulk"]["imports_ok"] == raw["corpus"]["notebooks"]
+    assert ours["new_folder"]["bulk_imports"] == 1
+    assert ours["changed_1"]["round_trips"] >= 5
+    assert {p["phase"] for p in ours["changed_1"]["phases"]} >= {"plan", "lock", "commit"}
     assert ours["changed_1"]["update"] == 1 and ours["changed_3"]["update"] == 3
     assert ours["unchanged"]["imports_ok"] == 0
     assert raw["flows"]["promote_first"]["create"] >= raw["corpus"]["notebooks"]

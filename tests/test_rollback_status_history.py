@@ -520,8 +520,15 @@ def test_a_failed_deploy_that_was_restored_shows_in_status_and_history(
 def test_a_failed_first_deploy_leaves_nothing_deployed_and_records_the_failure(
     cfg: Path, api: Emulator, built: dict[str, Built]
 ) -> None:
+    # Refuses the new folder's directory import and then the single import it falls back to.
     api.add_fault(
-        Fault(endpoint="import", path_glob="*/ingest/load", status=400, error_code="INVALID_STATE")
+        Fault(
+            endpoint="import",
+            path_glob="*/ingest*",
+            status=400,
+            error_code="INVALID_STATE",
+            times=-1,
+        )
     )
     with pytest.raises(DeployFailed, match="no previous release"):
         api_deploy(cfg, built["1.0.0"])

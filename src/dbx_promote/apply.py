@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from dbx_promote.bulk import BulkImport, BulkPlan, build_zip
 from dbx_promote.errors import BulkImportRefused, ObjectExists, VerificationFailed, WorkspaceError
+from dbx_promote.known import patched, touched_paths
 from dbx_promote.layout import ENVIRONMENT_NOTEBOOK, FolderContent
 from dbx_promote.parallel import run_parallel
 from dbx_promote.plan import Change, DesiredObject, Plan
@@ -85,9 +86,13 @@ def apply_plan(
     content: Content,
     plan: Plan,
     bulk: BulkPlan | None = None,
+    *,
+    known: list[RemoteObject] | None = None,
 ) -> Applied:
     """Make the folder match ``plan``, new folders in bulk when ``bulk`` says how.
 
+    ``known`` is the listing the plan was made from under the lock: when the plan writes
+    few paths one at a time, only those are looked up to verify (known.py).
     Raises `ApplyFailed` (also on Ctrl-C).
     """
     folder.events.phase("applying")
@@ -96,6 +101,10 @@ def apply_plan(
     try:
         outcome, landed = _apply(folder, by_path, content, plan, progress, bulk)
         folder.events.phase("verifying")
+        if known is not None and not landed and (paths := touched_paths(plan)) is not None:
+            listing = _looked_up(folder, known, paths)
+            _raise_problems(_problems(plan, folder.layout.content(listing), frozenset()))
+            return Applied(frozenset(progress.touched), listing, outcome)
         listing, repaired = _verify_or_repair(folder, by_path, content, plan, landed, progress)
     except (Exception, KeyboardInterrupt) as exc:
         raise ApplyFailed(exc, frozenset(progress.touched)) from exc
@@ -274,6 +283,12 @@ def _verify_or_repair(
     listing = folder.listing()
     _raise_problems(_problems(plan, folder.layout.content(listing), bulk_dirs))
     return listing, tuple(sorted(problems))
+
+
+def _looked_up(folder: Folder, known: list[RemoteObject], paths: list[str]) -> list[RemoteObject]:
+    """``known`` with the written and deleted paths as the workspace reports them now."""
+    found = folder.ws.statuses([folder.abs(p) for p in paths])
+    return patched(known, folder.layout, {p: found[folder.abs(p)] for p in paths})
 
 
 def _problems(plan: Plan, live: FolderContent, bulk_dirs: frozenset[str]) -> dict[str, str]:

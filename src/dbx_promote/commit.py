@@ -108,10 +108,16 @@ class Commit:
         entries: Sequence[HistoryEntry],
         history: list[HistoryEntry],
         prune: list[ReleaseRef],
+        after_record: Callable[[], None] | None = None,
     ) -> None:
-        """Write ``record`` (the commit point), then history and pruning (warnings only)."""
+        """Write ``record`` (the commit point), then history and pruning (warnings only).
+
+        ``after_record`` runs once the record is written (the lock's read-back starts then).
+        """
         folder = self.store.folder
         folder.write_record(record)
+        if after_record is not None:
+            after_record()
         try:
             folder.write_history([*entries, *history][:HISTORY_LIMIT])
         except DbxPromoteError as exc:

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +42,7 @@ from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
 from dbx_promote.errors import DbxPromoteError, DeployFailed
 from dbx_promote.events import Events, Silent, one_line
+from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
 from dbx_promote.lock import HEARTBEAT_SECONDS, DeployLock, LockRules, new_lock, remove_stale
 from dbx_promote.parallel import together
@@ -157,7 +158,8 @@ class Deployer(Generic[W]):
         ws: the workspace adapter.
         env: the environment settings.
         root: the resolved root folder (``{user}`` expanded).
-        user: the signed-in principal, for the record and `_environment`.
+        user: the signed-in principal, for the lock, the record and `_environment`; a
+            `Future` lets the SCIM lookup run while the deploy reads the folder.
         events: progress reporting (defaults to logging).
         now: a clock seam for timestamps.
         release_part_bytes: releases larger than this are stored in parts (the workspace
@@ -172,7 +174,7 @@ class Deployer(Generic[W]):
         ws: W,
         env: Environment,
         root: str,
-        user: str,
+        user: str | Future[str],
         *,
         events: Events | None = None,
         now: Callable[[], str] = utc_now,
@@ -184,7 +186,7 @@ class Deployer(Generic[W]):
         self.ws = ws
         self.env = env
         self.root = root
-        self.user = user
+        self._user = user
         self.events: Events = events or Silent()
         self.now = now
         self.release_part_bytes = release_part_bytes
@@ -193,7 +195,15 @@ class Deployer(Generic[W]):
         self.heartbeat_seconds = heartbeat_seconds
         self.folder = Folder(ws, Layout(root), self.events)
         self.store = ReleaseStore(self.folder, release_part_bytes)
-        self.commit = Commit(env, user, now, self.store)
+
+    @property
+    def user(self) -> str:
+        """The signed-in principal (waits for the SCIM lookup if it is still running)."""
+        return self._user if isinstance(self._user, str) else self._user.result()
+
+    @property
+    def commit(self) -> Commit:
+        return Commit(self.env, self.user, self.now, self.store)
 
     def abs(self, rel: str) -> str:
         return self.folder.abs(rel)
@@ -289,48 +299,64 @@ class Run:
         self.apply_started = False
         self.committed: Record | None = None
         self.result: DeployResult | None = None
+        self.held: DeployLock | None = None
+        self.listing: list[RemoteObject] = []  # what the plan under the lock was made from
 
     def execute(self) -> DeployResult:
         d, options = self.deployer, self.options
         d.events.phase("planning")
-        record, listing, lock = self._read_state()
-        plan = self._plan(record, listing)
-        result = self.result = d.result(
-            self.target, plan, dry_run=options.dry_run, kind=options.kind
-        )
-        self._gate(plan)
-        if options.dry_run:
-            return d.finish(result)
-        if plan.is_noop:
-            if lock is not None and not self._is_ours(lock):
-                remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
-            result.noop = True
-            result.verified = True
-            return d.finish(result)
-        d.events.phase("locking")
-        if not self.folder.layout.has_state_dir(listing):
-            self.folder.ensure_state_dir()
-        with self._lock(record, plan) as held:
-            self._under_lock(result, held.broken)
+        with ExitStack() as held:
+            record, listing, lock = self._read_state(held)
+            plan = self._plan(record, listing)
+            result = self.result = d.result(
+                self.target, plan, dry_run=options.dry_run, kind=options.kind
+            )
+            self._gate(plan)
+            if options.dry_run:
+                return d.finish(result)
+            if plan.is_noop:
+                if lock is not None and not self._is_ours(lock):
+                    remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
+                result.noop = True
+                result.verified = True
+                return d.finish(result)
+            if self.held is None:
+                d.events.phase("locking")
+                if not self.folder.layout.has_state_dir(listing):
+                    self.folder.ensure_state_dir()
+                self.held = held.enter_context(self._lock(record, plan))
+            self._under_lock(result, self.held, record, listing)
         for step in d.steps:
             step.after_commit(self, result)
         return d.finish(result)
 
-    def _read_state(self) -> tuple[Record | None, list[RemoteObject], Lock | None]:
+    def _read_state(self, held: ExitStack) -> tuple[Record | None, list[RemoteObject], Lock | None]:
         """Record and listing at once; the lock too when it matters (--break-lock, or
-        the record says a lock was left behind). A dead deploy's writes are recognised."""
+        the record says a lock was left behind). A dead deploy's writes are recognised.
+
+        When the record names another release, this deploy writes whatever the listing
+        shows (the release and the record at least), so the lock is taken while the
+        folder is still being listed: one round trip less. The plan is checked again
+        under the lock either way, and the lock names the new folders before any write.
+        """
         folder = self.folder
         if self.options.break_lock:
             (record, listing), lock = together(
                 lambda: together(folder.read_record, folder.listing), folder.read_lock
             )
-        else:
-            (record, listing), lock = together(folder.read_record, folder.listing), None
+            if lock is not None:
+                self._recognise(lock, record, listing)
+            return record, listing, lock
+        lock = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            later = pool.submit(folder.listing)
+            record = folder.read_record()
             if record is not None and record.lock_left:
                 lock = folder.read_lock()
-        if lock is not None and self.options.break_lock:
-            self._recognise(lock, record, listing)
-        return record, listing, lock
+            elif not self.options.dry_run and record and record.digest != self.target.digest:
+                self.deployer.events.phase("locking")
+                self.held = held.enter_context(self._lock(record, None))
+            return record, later.result(), lock
 
     def _recognise(self, lock: Lock, record: Record | None, listing: list[RemoteObject]) -> None:
         if lock.intent and not (record and record.deploy_id == lock.deploy_id):
@@ -360,7 +386,10 @@ class Run:
                 "own: " + "; ".join(plan.conflicts)
             )
 
-    def _lock(self, record: Record | None, plan: Plan) -> DeployLock:
+    def _new_dirs(self, plan: Plan) -> list[str]:
+        return sorted({*plan.new_dirs, *self.adopted.dirs})
+
+    def _lock(self, record: Record | None, plan: Plan | None) -> DeployLock:
         d, t = self.deployer, self.target
         lock = new_lock(
             self.deploy_id,
@@ -370,7 +399,7 @@ class Run:
             digest=t.digest,
             intent=t.hashes,
             jupyter=[o.path for o in t.desired if o.format == "JUPYTER"],
-            new_dirs=sorted({*plan.new_dirs, *self.adopted.dirs}),
+            new_dirs=self._new_dirs(plan) if plan is not None else [],
             previous=record,
         )
         return DeployLock(
@@ -395,18 +424,27 @@ class Run:
             return "the next changing deploy removes it, or `deploy --break-lock`"
         return "the next deploy removes it by itself"
 
-    def _under_lock(self, result: DeployResult, broken: Lock | None) -> None:
-        # Plan again from what is there now that nobody else can write: another deploy
-        # or a hand edit may have landed between the first plan and the lock.
-        (self.record, self.history), listing = together(
-            lambda: together(self.folder.read_record, self.folder.read_history_or_new),
-            self.folder.listing,
-        )
-        if broken is not None:
-            self._recognise(broken, self.record, listing)
-        elif self.dead is not None:
-            self._recognise(self.dead, self.record, listing)
-        plan = result.plan = self._plan(self.record, listing)
+    def _under_lock(
+        self,
+        result: DeployResult,
+        held: DeployLock,
+        first_record: Record | None,
+        first: list[RemoteObject],
+    ) -> None:
+        dead = held.broken or self.dead
+        if dead is None:
+            plan, self.listing = self._plan_again(result.plan, held, first_record, first)
+        else:
+            # Plan again from a fresh listing: what the dead deploy wrote is recognised.
+            (self.record, self.history), self.listing = together(
+                lambda: together(self.folder.read_record, self.folder.read_history_or_new),
+                self.folder.listing,
+            )
+            self._recognise(dead, self.record, self.listing)
+            plan = self._plan(self.record, self.listing)
+        if held.lock.new_dirs != self._new_dirs(plan):
+            held.amend(self._new_dirs(plan))
+        result.plan = plan
         if self.options.reviewed_plan is not None:
             check_reviewed_plan(self.options.reviewed_plan, plan)
         known = self.record.releases if self.record else ()
@@ -425,6 +463,46 @@ class Run:
             cause = exc.cause if isinstance(exc, ApplyFailed) else exc
             raise self._failed(exc, plan) from cause
 
+    def _plan_again(
+        self,
+        plan: Plan,
+        held: DeployLock,
+        first_record: Record | None,
+        first: list[RemoteObject],
+    ) -> tuple[Plan, list[RemoteObject]]:
+        """The plan from what is there now that nobody else can write: another deploy or a
+        hand edit may have landed between the first plan and the lock.
+
+        The record and history are read again and the paths the plan writes looked up
+        (known.py), while a lock taken early learns the new folders; only when something
+        moved, or the plan writes many paths, is the whole folder listed again.
+        """
+        folder, new_dirs = self.folder, self._new_dirs(plan)
+
+        def reads() -> None:
+            (self.record, self.history), _ = together(
+                lambda: together(folder.read_record, folder.read_history_or_new),
+                lambda: held.amend(new_dirs) if held.lock.new_dirs != new_dirs else None,
+            )
+
+        paths = touched_paths(plan)
+        if paths is None:
+            _, listing = together(reads, folder.listing)
+            return self._plan(self.record, listing), listing
+        _, found = together(reads, lambda: folder.ws.statuses([folder.abs(p) for p in paths]))
+        now = {p: found[folder.abs(p)] for p in paths}
+        same = first_record == self.record or (
+            first_record is not None
+            and self.record is not None
+            and (first_record.digest, first_record.deployed_at)
+            == (self.record.digest, self.record.deployed_at)
+        )
+        if same and unchanged_since(first, folder.layout, now):
+            listing = patched(first, folder.layout, now)
+        else:
+            listing = folder.listing()
+        return self._plan(self.record, listing), listing
+
     def _apply(self, plan: Plan, release: ReleaseRef, known: tuple[ReleaseRef, ...]) -> Applied:
         # The release zip uploads while the notebooks do; both must land before the
         # record names the release.
@@ -439,7 +517,12 @@ class Run:
                 with self.target.content() as content:
                     self.apply_started = True
                     applied = apply_plan(
-                        self.folder, self.target.desired, content, plan, self._bulk_plan(plan)
+                        self.folder,
+                        self.target.desired,
+                        content,
+                        plan,
+                        self._bulk_plan(plan),
+                        known=self.listing,
                     )
                 self.touched = applied.touched
                 if self.result is not None:
@@ -474,7 +557,14 @@ class Run:
         entry = commit.entry(
             self.target, record.kind, "succeeded", self.options.reason, at=record.deployed_at
         )
-        commit.write(record, [entry], self.history, prune)
+        held = self.held
+        commit.write(
+            record,
+            [entry],
+            self.history,
+            prune,
+            after_record=held.read_back_now if held is not None else None,
+        )
         self.committed = record
         if self.backups.copies:
             prune_backups(self.folder, self.deployer.env.keep_backups)

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import TracebackType
@@ -204,6 +205,8 @@ class DeployLock:
         self._held = False
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._writing = threading.Lock()  # the heartbeat and `amend` rewrite the document
+        self._read_back: Future[Lock | None] | None = None
 
     def __enter__(self) -> DeployLock:
         self._acquire()
@@ -302,20 +305,39 @@ class DeployLock:
                         + "; stopped refreshing it"
                     )
                     return
-                beat = replace(self.lock, heartbeat_at=utc_now())
-                self.folder.write_lock(beat)
-                self.lock = beat
+                with self._writing:
+                    beat = replace(self.lock, heartbeat_at=utc_now())
+                    self.folder.write_lock(beat)
+                    self.lock = beat
             except DbxPromoteError as exc:
                 self.folder.events.warning(f"could not refresh the lock's heartbeat: {exc}")
 
+    def amend(self, new_dirs: list[str]) -> None:
+        """Rewrite our lock with the folders the plan creates, before any write.
+
+        A lock taken before the plan was complete (deploy.py) names them this way, so a
+        deploy that dies later still tells the next one which folders it created."""
+        with self._writing:
+            amended = replace(self.lock, new_dirs=new_dirs)
+            self.folder.write_lock(amended)
+            self.lock = amended
+
     # --- letting go ------------------------------------------------------------------
+
+    def read_back_now(self) -> None:
+        """Start reading the lock back for the release, beside the writes still to come
+        (the history): the release then only deletes it, one round trip later."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbx-promote-lock")
+        self._read_back = pool.submit(self.folder.read_lock)
+        pool.shutdown(wait=False)
 
     def _release(self) -> None:
         if not self._held:
             return
         self._held = False
         try:
-            current = self.folder.read_lock()
+            early, self._read_back = self._read_back, None
+            current = early.result() if early is not None else self.folder.read_lock()
             if not self.is_ours(current):
                 # Someone broke our lock with --break-lock and may hold their own now.
                 if current is not None:

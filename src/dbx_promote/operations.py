@@ -6,8 +6,11 @@ returns data; the CLI renders it. Nothing here prints or exits.
 
 from __future__ import annotations
 
+import json
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,11 +56,37 @@ Connect = Callable[[Environment], Workspace]
 def open_environment(
     config: Config, name: str, *, connect: Connect = connect, events: Events | None = None
 ) -> Deployer[Workspace]:
-    """Connect to environment ``name`` and resolve its root for the signed-in user."""
+    """Connect to environment ``name`` and resolve its root for the signed-in user.
+
+    When neither the root nor the parameters name ``{user}``, SCIM `Me` runs in the
+    background: only the lock and the record need the user, and the folder's first reads
+    go at the same time.
+    """
     env = config.environment(name)
     ws = connect(env)
-    user = ws.current_user()
-    return Deployer(ws, env, env.resolved_root(user), user, events=events)
+    if needs_user(env):
+        user = ws.current_user()
+        return Deployer(ws, env, env.resolved_root(user), user, events=events)
+    lookup: Future[str] = Future()
+
+    def look_up() -> None:
+        try:
+            lookup.set_result(ws.current_user())
+        except BaseException as exc:  # handed to whoever asks for the user
+            lookup.set_exception(exc)
+
+    threading.Thread(target=look_up, name="dbx-promote-me", daemon=True).start()
+    return Deployer(ws, env, env.resolved_root(""), lookup, events=events)
+
+
+def needs_user(env: Environment) -> bool:
+    """Whether the root or the parameters (so `_environment`) depend on the user."""
+    return "{user}" in env.root or "{user}" in json.dumps(env.parameters, default=str)
+
+
+def planning_user(deployer: Deployer[Any]) -> str:
+    """The user as `_environment` needs it: not waited for when it does not appear there."""
+    return deployer.user if needs_user(deployer.env) else ""
 
 
 @contextmanager
@@ -123,7 +152,7 @@ def deploy(
     if env.requires and not options.skip_requires:
         check_requires(config, env, artifact.digest, connect=connect)
     deployer = open_environment(config, env_name, connect=connect, events=events)
-    target = target_from_artifact(artifact, env, deployer.user)
+    target = target_from_artifact(artifact, env, planning_user(deployer))
     return after_deploy(deployer, deployer.deploy(target, options), tests)
 
 
@@ -160,7 +189,7 @@ def promote(
         if target_env.requires and target_env.requires != from_env and not options.skip_requires:
             check_requires(config, target_env, artifact.digest, connect=connect)
         deployer = open_environment(config, to_env, connect=connect, events=events)
-        target = target_from_artifact(artifact, target_env, deployer.user)
+        target = target_from_artifact(artifact, target_env, planning_user(deployer))
         result = deployer.deploy(target, replace(options, kind="promote"))
     return after_deploy(deployer, result, tests)
 
@@ -188,7 +217,7 @@ def rollback(
     else:
         ref = pick_release(record, to, env_name)
     with deployer.fetch_release(ref) as artifact:
-        target = target_from_artifact(artifact, deployer.env, deployer.user)
+        target = target_from_artifact(artifact, deployer.env, planning_user(deployer))
         result = deployer.deploy(target, replace(options, kind="rollback"))
     return after_deploy(deployer, result, tests or TestOptions())
 

@@ -73,6 +73,8 @@ log = logging.getLogger("dbx_promote.workspace")
 T = TypeVar("T")
 
 AUTH_ENV_VAR = "DBX_PROMOTE_AUTH"
+# Reads in flight at once (listings, status checks): reads are not paced like imports.
+READ_PARALLEL = 16
 RETRY_TIMEOUT_ENV_VAR = "DBX_PROMOTE_RETRY_TIMEOUT"
 
 
@@ -196,6 +198,13 @@ class Workspace:
             return None
         return _remote(info)
 
+    def statuses(self, paths: list[str]) -> dict[str, RemoteObject | None]:
+        """`get_status` of each path at once (None where nothing is): one round trip."""
+        if not paths:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(READ_PARALLEL, len(paths))) as pool:
+            return dict(zip(paths, pool.map(self.get_status, paths), strict=True))
+
     def list_dir(self, path: str) -> list[RemoteObject] | None:
         """The direct children of ``path``; None when ``path`` does not exist."""
         try:
@@ -213,7 +222,9 @@ class Workspace:
         """
         found: list[RemoteObject] = []
         level = [root]
-        with ThreadPoolExecutor(max_workers=self.throttle.max_limit) as pool:
+        # Listings are reads, which the import limit does not cover: a level of up to
+        # READ_PARALLEL folders is one round trip.
+        with ThreadPoolExecutor(max_workers=max(READ_PARALLEL, self.throttle.max_limit)) as pool:
             while level:
                 results = list(pool.map(self.list_dir, level))
                 next_level: list[str] = []
