@@ -51,3 +51,7 @@ class WorkspaceApi(Protocol):
     def import_directory(self, path: str, archive: bytes) -> None:
         """Create the new folder ``path`` from a zip (`BulkImportRefused` if refused)."""
         ...
+
+    def statuses(self, paths: list[str]) -> dict[str, RemoteObject | None]:
+        """`get_status` of each path, all at once."""
+        ...
