@@ -57,7 +57,8 @@ def render(r: dict[str, Any]) -> str:
     lat, limit = st["latency_ms"], st["rate_limit"]
     n = r["corpus"]["notebooks"]
     changed = st["changed"]
-    first = ours["first"]
+    # The rate goal is about one import per notebook: the `--no-bulk` run when there is one.
+    first = ours.get("first_no_bulk") or ours["first"]
     rate = first["import_phase_rate"]
     frac = rate / limit if rate and limit else None
     frac_wall = first["imports_per_s_wall"] / limit if limit else None
@@ -65,7 +66,7 @@ def render(r: dict[str, Any]) -> str:
     goals: list[tuple[str, str, str, bool | None]] = []
     goals.append(
         (
-            f"First deploy: imports/s >= {RATE_GOAL} x limit",
+            f"First deploy one import per notebook: imports/s >= {RATE_GOAL} x limit",
             f">= {RATE_GOAL * limit:.0f}/s",
             f"{rate:.1f}/s = {frac:.2f} x limit during the import phase; "
             f"{first['imports_per_s_wall']:.1f}/s = {frac_wall:.2f} x over the whole run"
@@ -74,7 +75,7 @@ def render(r: dict[str, Any]) -> str:
             None if frac is None else frac >= RATE_GOAL,
         )
     )
-    sp = _speedup(first, legacy.get("first"))
+    sp = _speedup(ours["first"], legacy.get("first"))
     goals.append(
         (
             "First deploy vs legacy",
@@ -461,9 +462,9 @@ def _scaling_comment(scaling: dict[str, Any], limit: float) -> str:
     slope = (f_hi - f_lo) / (sizes[-1] - sizes[0])
     noop_slope = (r_hi - r_lo) / (sizes[-1] - sizes[0])
     return (
-        f"First deploy grows linearly: {slope * 1000:.0f} ms per extra notebook between "
-        f"{sizes[0]} and {sizes[-1]} (the rate limit alone is {1000 / limit:.0f} ms per "
-        f"import). A no-op redeploy of a new build grows by {noop_slope * 1000:.2f} ms per "
+        f"A first deploy in bulk grows by {slope * 1000:.1f} ms per extra notebook between "
+        f"{sizes[0]} and {sizes[-1]} (one import per notebook would cost at least "
+        f"{1000 / limit:.0f} ms each at the rate limit). A no-op redeploy of a new build grows by {noop_slope * 1000:.2f} ms per "
         f"extra notebook ({_s(r_lo)} at {sizes[0]}, {_s(r_hi)} at {sizes[-1]}): nearly flat, "
         "because unchanged notebooks cost no import, only their share of the listings."
     )
@@ -533,7 +534,7 @@ def _bounds(r: dict[str, Any]) -> list[str]:
             sp = lg["seconds"] / o["seconds"]
             if sp >= REDEPLOY_GOAL:
                 continue
-            rounds = o["network_busy_seconds"] / lat_s if lat else 0
+            rounds = o.get("round_trips") or (o["network_busy_seconds"] / lat_s if lat else 0)
             lines.append(
                 f"**Redeploy {label}**: {_x(sp)} faster, goal {REDEPLOY_GOAL:.0f}x missed "
                 f"(needs <= {_s(lg['seconds'] / REDEPLOY_GOAL)}). We take {_s(o['seconds'])}: "
