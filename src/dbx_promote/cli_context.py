@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def connect_sdk(env: Any) -> Any:
     # Imported on first use: `build` and `verify` should not pay for the SDK import.
-    from dbx_promote.workspace import connect
+    from dbx_promote.connection import connect
 
     return connect(env)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbx_promote.config import Config, Environment, env_var_name, join_workspace
+from dbx_promote.connection import AUTH_ENV_VAR, connect
 from dbx_promote.errors import (
     ConnectionFailed,
     CredentialsError,
@@ -34,7 +35,7 @@ from dbx_promote.record import (
     history_from_json,
 )
 from dbx_promote.remote import PERMISSION_LEVELS, Grant, Identity
-from dbx_promote.workspace import AUTH_ENV_VAR, Workspace, connect
+from dbx_promote.workspace import Workspace
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 SYMBOLS = {OK: "✔", FAIL: "✘", UNKNOWN: "?"}

@@ -23,6 +23,7 @@ from dbx_promote.artifact import (
     compute_version,
 )
 from dbx_promote.config import Config, Environment
+from dbx_promote.connection import connect
 from dbx_promote.deploy import Deployer, DeployOptions, DeployResult, Events, target_from_artifact
 from dbx_promote.envtests import PollPolicy, plan_suite, run_suite
 from dbx_promote.errors import (
@@ -48,7 +49,7 @@ from dbx_promote.testgate import (
     require_passed,
 )
 from dbx_promote.testresults import SuiteEvents, SuiteResult
-from dbx_promote.workspace import Workspace, connect
+from dbx_promote.workspace import Workspace
 
 Connect = Callable[[Environment], Workspace]
 
