@@ -7,9 +7,11 @@ looks like one is refused. Auth is resolved elsewhere (`workspace.py`).
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,11 @@ import yaml
 
 from dbx_promote.errors import ConfigError, UnknownEnvironment
 from dbx_promote.permissions import Grant, parse_grants
+from dbx_promote.yaml_loader import YamlRefused, load_yaml
 
 DEFAULT_CONFIG_NAME = "dbx-promote.yml"
+# A config is a few kilobytes; reading more is a mistake or an attack.
+MAX_CONFIG_BYTES = 1024 * 1024
 CONFIG_ENV_VAR = "DBX_PROMOTE_CONFIG"
 
 # Keys that name a credential. Refused wherever they appear: a token in a file in Git is
@@ -43,6 +48,9 @@ CREDENTIAL_KEYS = frozenset(
     }
 )
 _TOKEN_VALUE = re.compile(r"\bdapi[0-9a-f]{32}\b")
+
+# The longest path accepted anywhere (the workspace's own limit is lower still).
+MAX_PATH_CHARS = 4096
 
 # Folders that many people and jobs share: deploying "into" them would make the tool the
 # owner of everything there. A root must sit strictly below them.
@@ -214,6 +222,12 @@ def validate_root(root: str) -> list[str]:
     """Problems with ``root`` as a deployment folder (empty list when it is fine)."""
     if not isinstance(root, str) or not root:
         return ["root must be a non-empty workspace path"]
+    if len(root) > MAX_PATH_CHARS:
+        return [f"root is {len(root)} characters long; at most {MAX_PATH_CHARS} are allowed"]
+    hidden = next((c for c in root if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        # A newline or an invisible character makes a folder that looks like another one.
+        return [f"root {root!r} holds a control or invisible character (U+{ord(hidden):04X})"]
     if not root.startswith("/"):
         return [f"root '{root}' must be an absolute workspace path (start with /)"]
     parts = root.split("/")
@@ -253,11 +267,19 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """
     cfg_path = find_config(path)
     try:
-        text = cfg_path.read_text(encoding="utf-8")
+        # Read one byte more than we accept, so a huge file is refused unread.
+        with cfg_path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{cfg_path.name} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {cfg_path}: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except YamlRefused as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        raise ConfigError(f"{cfg_path.name}{where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         # Report only the position: the parser's message can quote the offending line,
         # and that line may hold a secret someone pasted by mistake.
@@ -275,8 +297,7 @@ def parse_config(raw: Any, cfg_path: Path) -> Config:
 
     _find_credentials(raw, "", problems)
 
-    for key in sorted(set(raw) - _TOP_KEYS):
-        problems.append(f"unknown key '{key}'")
+    _unknown_keys(raw, _TOP_KEYS, "", problems)
 
     project = raw.get("project")
     if not isinstance(project, str) or not _NAME.match(project):
@@ -340,8 +361,7 @@ def _parse_build(raw: Any, problems: list[str]) -> BuildSettings:
     if not isinstance(raw, dict):
         problems.append("build must be a mapping")
         return BuildSettings()
-    for key in sorted(set(raw) - _BUILD_KEYS):
-        problems.append(f"build: unknown key '{key}'")
+    _unknown_keys(raw, _BUILD_KEYS, "build", problems)
     include = _str_tuple(raw.get("include", ["**/*"]), "build.include", problems)
     exclude = _str_tuple(raw.get("exclude", []), "build.exclude", problems)
     strip = _bool(raw.get("strip_outputs", True), "build.strip_outputs", problems)
@@ -353,12 +373,14 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
     """Retention, locking and pacing of one environment (the `Environment` fields)."""
     stale_key = "lock_stale_minutes" if "lock_stale_minutes" in raw else "lock_timeout_minutes"
     import_rate = raw.get("import_rate", 30)
+    # NaN passes every comparison and infinity is no pace at all: both are refused.
     if (
         isinstance(import_rate, bool)
         or not isinstance(import_rate, (int, float))
+        or not math.isfinite(import_rate)
         or import_rate < 0
     ):
-        problems.append(f"{where}.import_rate must be a number >= 0 (0: no pacing)")
+        problems.append(f"{where}.import_rate must be a finite number >= 0 (0: no pacing)")
         import_rate = 30
     return {
         "keep_releases": _int(
@@ -375,6 +397,35 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
     }
 
 
+def _connection_settings(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """Where and how to sign in (the `Environment` fields host, profile and auth)."""
+    host = _opt_str(raw.get("host"), f"{where}.host", problems)
+    if host and not re.match(r"^https?://[^/\s]+/?$", host):
+        problems.append(f"{where}.host must look like https://adb-123.4.azuredatabricks.net")
+    auth = _opt_str(raw.get("auth"), f"{where}.auth", problems)
+    if auth and auth not in KNOWN_AUTH_MODES:
+        problems.append(
+            f"{where}.auth '{auth}' is not one of: {', '.join(sorted(KNOWN_AUTH_MODES))}"
+        )
+    return {
+        "host": host.rstrip("/") if host else None,
+        "profile": _opt_str(raw.get("profile"), f"{where}.profile", problems),
+        "auth": auth,
+    }
+
+
+def _parse_root(raw: dict[str, Any], where: str, problems: list[str]) -> str:
+    root = raw.get("root")
+    if root is None:
+        problems.append(f"{where}: root is required")
+        return "/invalid"
+    # `{user}` is expanded per caller (and validated again then, with the real name);
+    # here the root is judged as written, so a refusal quotes what the user wrote.
+    for problem in validate_root(str(root)):
+        problems.append(f"{where}: {problem}")
+    return str(root)
+
+
 def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment | None:
     where = f"environments.{name}"
     if not _NAME.match(name):
@@ -383,54 +434,41 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
     if not isinstance(raw, dict):
         problems.append(f"{where} must be a mapping with at least 'root'")
         return None
-    for key in sorted(set(raw) - _ENV_KEYS):
-        if key.lower() not in CREDENTIAL_KEYS:
-            problems.append(f"{where}: unknown key '{key}'")
-
-    root = raw.get("root")
-    if root is None:
-        problems.append(f"{where}: root is required")
-        root = "/invalid"
-    else:
-        # `{user}` is expanded per caller; validate with a stand-in user name.
-        for problem in validate_root(str(root).replace("{user}", "someone@example.com")):
-            problems.append(f"{where}: {problem}")
-
-    host = _opt_str(raw.get("host"), f"{where}.host", problems)
-    if host and not re.match(r"^https?://[^/\s]+/?$", host):
-        problems.append(f"{where}.host must look like https://adb-123.4.azuredatabricks.net")
-    profile = _opt_str(raw.get("profile"), f"{where}.profile", problems)
-    auth = _opt_str(raw.get("auth"), f"{where}.auth", problems)
-    if auth and auth not in KNOWN_AUTH_MODES:
-        problems.append(
-            f"{where}.auth '{auth}' is not one of: {', '.join(sorted(KNOWN_AUTH_MODES))}"
-        )
-    requires = _opt_str(raw.get("requires"), f"{where}.requires", problems)
-    engine = _engine_settings(raw, where, problems)
-    params = raw.get("parameters") or {}
-    if not isinstance(params, dict):
-        problems.append(f"{where}.parameters must be a mapping")
-        params = {}
-    ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
-    approval = _parse_approval(raw.get("approval"), f"{where}.approval", problems)
-    tests = _parse_tests(raw.get("tests"), f"{where}.tests", problems)
+    _unknown_keys(raw, _ENV_KEYS, where, problems)
     permissions = None
     if raw.get("permissions") is not None:
         permissions = parse_grants(raw["permissions"], f"{where}.permissions", problems)
+    ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
     return Environment(
         name=name,
-        root=str(root),
-        host=host.rstrip("/") if host else None,
-        profile=profile,
-        auth=auth,
-        requires=requires,
-        parameters=MappingProxyType(dict(params)),
-        approval=approval,
+        root=_parse_root(raw, where, problems),
+        **_connection_settings(raw, where, problems),
+        requires=_opt_str(raw.get("requires"), f"{where}.requires", problems),
+        parameters=MappingProxyType(
+            _mapping(raw.get("parameters"), f"{where}.parameters", problems)
+        ),
+        approval=_parse_approval(raw.get("approval"), f"{where}.approval", problems),
         ado_environment=ado_env or f"dbx-{name}",
-        **engine,
-        tests=tests,
+        **_engine_settings(raw, where, problems),
+        tests=_parse_tests(raw.get("tests"), f"{where}.tests", problems),
         permissions=permissions,
     )
+
+
+def _unknown_keys(raw: dict[str, Any], known: set[str], where: str, problems: list[str]) -> None:
+    """One problem per key ``raw`` has beyond ``known`` (credential keys are reported apart)."""
+    for key in sorted(set(map(str, raw)) - known):
+        if key.lower() not in CREDENTIAL_KEYS:
+            problems.append(f"{where}: unknown key '{key}'" if where else f"unknown key '{key}'")
+
+
+def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{where} must be a mapping")
+        return {}
+    return dict(value)
 
 
 def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | None:
@@ -439,8 +477,7 @@ def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | Non
     if not isinstance(raw, dict):
         problems.append(f"{where} must be a mapping with approvers")
         return None
-    for key in sorted(set(raw) - _APPROVAL_KEYS):
-        problems.append(f"{where}: unknown key '{key}'")
+    _unknown_keys(raw, _APPROVAL_KEYS, where, problems)
     approvers = _str_tuple(raw.get("approvers", []), f"{where}.approvers", problems)
     if not approvers:
         problems.append(f"{where}.approvers must name at least one user or group")
@@ -471,8 +508,7 @@ def _parse_tests(raw: Any, where: str, problems: list[str]) -> EnvTestSettings |
     if not isinstance(raw, dict):
         problems.append(f"{where} must be a mapping with notebooks and compute")
         return None
-    for key in sorted(set(raw) - _TESTS_KEYS):
-        problems.append(f"{where}: unknown key '{key}'")
+    _unknown_keys(raw, _TESTS_KEYS, where, problems)
     notebooks = _str_tuple(raw.get("notebooks", []), f"{where}.notebooks", problems)
     if not notebooks and "notebooks" in raw:
         problems.append(f"{where}.notebooks must list at least one glob")
