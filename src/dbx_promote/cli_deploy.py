@@ -87,12 +87,25 @@ def _render_plan(app: AppContext, result: Any) -> None:
         shown += 1
     for path in plan.unmanaged:
         table.add_row("[blue]unmanaged[/blue]", path, "not deployed by dbx-promote; left alone")
+    for row in plan.rows:
+        table.add_row(f"[magenta]{row.action}[/magenta]", row.subject, row.detail or row.kind)
     counts = plan.counts()
-    if shown or plan.unmanaged:
+    if shown or plan.unmanaged or plan.rows:
         app.out.print(table)
     summary = ", ".join(f"{counts[k]} {k}" for k in ("create", "update", "delete", "unchanged"))
     extra = f"; {counts['drift']} edited by hand" if counts["drift"] else ""
-    app.out.print(f"{result.env}: {summary}{extra}", highlight=False)
+    app.out.print(f"{result.env}: {summary}{extra}{_permissions_note(plan)}", highlight=False)
+
+
+def _permissions_note(plan: Any) -> str:
+    perms = plan.permissions
+    if perms is None:
+        return ""
+    if not perms.known:
+        return "; permissions unknown (the workspace refused to show them)"
+    if perms.in_sync:
+        return "; permissions as configured"
+    return f"; {len(perms.rows())} permission change(s)"
 
 
 def _pipeline_outputs(app: AppContext, result: Any, *, title: str) -> None:

@@ -28,6 +28,39 @@ def _render_status(app: AppContext, st: Any) -> None:
                 app.out.print(f"  [yellow]{label:<10}[/yellow]{path}", highlight=False)
     elif d["deployed"]:
         app.out.print(f"  {'drift':<9}none", highlight=False)
+    if d["permissions"]:
+        for line in _permission_lines(d["permissions"]):
+            app.out.print(f"  {line}", highlight=False, soft_wrap=True)
+
+
+def _grant_text(g: dict[str, str]) -> str:
+    kind = next(k for k in g if k not in ("level", "path", "from", "to"))
+    return f"{kind.replace('_', ' ')} {g[kind]}"
+
+
+def _permission_lines(p: dict[str, Any]) -> list[str]:
+    """``permissions as configured``, or one line per difference and per warning."""
+    if not p["known"]:
+        lines = []
+    elif p["as_configured"]:
+        lines = [f"{'permissions':<12}as configured"]
+    else:
+        lines = [
+            f"[yellow]{'missing':<12}[/yellow]{_grant_text(g)}: {g['level']}" for g in p["missing"]
+        ]
+        lines += [
+            f"[yellow]{'extra':<12}[/yellow]{_grant_text(g)}: {g['level']}" for g in p["extra"]
+        ]
+        lines += [
+            f"[yellow]{'changed':<12}[/yellow]{_grant_text(c)}: {c['from']}, configured {c['to']}"
+            for c in p["changed"]
+        ]
+        lines += [
+            f"[yellow]{'grant drift':<12}[/yellow]{d['path']}: {_grant_text(d)}: {d['level']} "
+            "(a direct grant on a managed object; the next deploy removes it)"
+            for d in p["drift"]
+        ]
+    return lines + [f"[yellow]{'warning':<12}[/yellow]{w}" for w in p["warnings"]]
 
 
 def _render_interruption(app: AppContext, d: dict[str, Any]) -> None:

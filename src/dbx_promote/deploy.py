@@ -7,6 +7,8 @@ really in the folder, because every plan starts from a fresh listing.
 One `Deployer` per folder (settings only); every `Deployer.deploy` call runs a fresh
 `Run`, which holds that run's state. The steps of a run — and where to hook in:
 
+0. preflight     every `DeployStep.preflight`: reads only, before anything else; raising
+                 stops the deploy with nothing written (the permissions lockout guard).
 1. plan          `Run._plan`: record and listing read at once, `make_plan` (pure, plan.py),
                  then every `DeployStep.extend_plan` — the place a plan gets extra rows
                  (`PlanRow`, e.g. permissions). Dry runs stop after step 2.
@@ -22,7 +24,8 @@ One `Deployer` per folder (settings only); every `Deployer.deploy` call runs a f
                  has happened (tests in the environment, …).
 
 A failure in steps 5 to 7 after the first write restores the previous release (restore.py) and
-raises `DeployFailed` saying what was restored.
+raises `DeployFailed` saying what was restored; every `DeployStep.on_failure` first undoes
+that step's own writes (newest step first: an ACL goes back before its notebooks).
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class DeployResult:
             "kind": self.kind,
             "tests": self.tests.to_dict() if self.tests else None,
             "rolled_back_to": self.rolled_back_to,
+            "permissions": self.plan.permissions.to_json() if self.plan.permissions else None,
             "bulk": {
                 "imports": self.bulk.imports,
                 "refused": self.bulk.refused,
@@ -137,6 +141,9 @@ class DeployStep:
     Steps are given to `Deployer(steps=...)` and run in order at each hook.
     """
 
+    def preflight(self, run: Run) -> None:
+        """Reads only, before the folder is read or locked; raising writes nothing."""
+
     def extend_plan(self, run: Run, plan: Plan) -> Plan:
         """Reads only (also in dry runs): return ``plan``, e.g. ``plan.with_rows(...)``."""
         return plan
@@ -146,6 +153,13 @@ class DeployStep:
 
     def after_commit(self, run: Run, result: DeployResult) -> None:
         """Runs once the deploy is recorded and the lock released."""
+
+    def on_failure(self, run: Run, error: BaseException) -> str | None:
+        """The deploy failed after its first write: undo this step's writes, if any.
+
+        Must not raise; returns what it did for the failure message (None: nothing).
+        """
+        return None
 
 
 W = TypeVar("W", bound=WorkspaceApi)
@@ -300,11 +314,14 @@ class Run:
         self.committed: Record | None = None
         self.result: DeployResult | None = None
         self.held: DeployLock | None = None
-        self.listing: list[RemoteObject] = []  # what the plan under the lock was made from
+        # What the latest plan was made from (under the lock: what apply trusts).
+        self.listing: list[RemoteObject] = []
 
     def execute(self) -> DeployResult:
         d, options = self.deployer, self.options
         d.events.phase("planning")
+        for step in d.steps:
+            step.preflight(self)
         with ExitStack() as held:
             record, listing, lock = self._read_state(held)
             plan = self._plan(record, listing)
@@ -370,6 +387,7 @@ class Run:
         return {"break_lock": self.options.break_lock, "force": self.options.force}
 
     def _plan(self, record: Record | None, listing: list[RemoteObject]) -> Plan:
+        self.listing = listing
         plan, _ = self.deployer.plan(
             self.target, record=record, listing=listing, adopted=self.adopted
         )
@@ -461,7 +479,8 @@ class Run:
             if release not in known:
                 self.deployer.store.delete(release, "the unused")
             cause = exc.cause if isinstance(exc, ApplyFailed) else exc
-            raise self._failed(exc, plan) from cause
+            undone = [n for s in reversed(self.deployer.steps) if (n := s.on_failure(self, exc))]
+            raise self._failed(exc, plan, undone) from cause
 
     def _plan_again(
         self,
@@ -569,15 +588,18 @@ class Run:
         if self.backups.copies:
             prune_backups(self.folder, self.deployer.env.keep_backups)
 
-    def _failed(self, exc: BaseException, plan: Plan) -> DeployFailed:
-        """Restore after a failure; the error that says what happened and what was done."""
+    def _failed(self, exc: BaseException, plan: Plan, undone: list[str]) -> DeployFailed:
+        """Restore after a failure; the error that says what happened and what was done
+        (``undone``: what the steps put back)."""
         cause, touched = (
             (exc.cause, exc.touched) if isinstance(exc, ApplyFailed) else (exc, self.touched)
         )
         what = f"deploy of {self.target.version} to '{self.deployer.env.name}' failed"
+        also = "".join(f"; {note}" for note in undone)
         if not touched and not self.apply_started:
             return DeployFailed(
-                f"{what} before changing any notebook: {one_line(cause)}; the folder is unchanged",
+                f"{what} before changing any notebook: {one_line(cause)}; the folder is "
+                f"unchanged{also}",
                 restored=self.record.version if self.record else None,
             )
         failed = FailedDeploy(
@@ -591,7 +613,7 @@ class Run:
             self.history,
         )
         restored = restore(self.folder, self.deployer.commit, failed, restore_target(self.record))
-        return DeployFailed(f"{what}: {one_line(cause)}; {restored}", restored=restored)
+        return DeployFailed(f"{what}: {one_line(cause)}; {restored}{also}", restored=restored)
 
 
 __all__ = [

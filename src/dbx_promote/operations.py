@@ -37,6 +37,8 @@ from dbx_promote.errors import (
 )
 from dbx_promote.lock import LockState, judge
 from dbx_promote.parallel import together
+from dbx_promote.permissions import PermissionsPlan
+from dbx_promote.permissions_step import permissions_status, steps_for
 from dbx_promote.plan import is_drift
 from dbx_promote.record import HistoryEntry, Lock, Record, ReleaseRef
 from dbx_promote.recovery import recognise
@@ -67,7 +69,9 @@ def open_environment(
     ws = connect(env)
     if needs_user(env):
         user = ws.current_user()
-        return Deployer(ws, env, env.resolved_root(user), user, events=events)
+        root = env.resolved_root(user)
+        steps = steps_for(ws, root, env.permissions)
+        return Deployer(ws, env, root, user, events=events, steps=steps)
     lookup: Future[str] = Future()
 
     def look_up() -> None:
@@ -77,7 +81,9 @@ def open_environment(
             lookup.set_exception(exc)
 
     threading.Thread(target=look_up, name="dbx-promote-me", daemon=True).start()
-    return Deployer(ws, env, env.resolved_root(""), lookup, events=events)
+    root = env.resolved_root("")
+    steps = steps_for(ws, root, env.permissions)
+    return Deployer(ws, env, root, lookup, events=events, steps=steps)
 
 
 def needs_user(env: Environment) -> bool:
@@ -318,6 +324,9 @@ class Status:
     lock_state: LockState | None = None
     #: Objects an interrupted deploy wrote (recognised by content): not hand edits.
     written: list[str] = field(default_factory=list)
+    #: Root's ACL and the managed objects' direct grants (None: not managed, or nothing
+    #: deployed yet).
+    permissions: PermissionsPlan | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -354,6 +363,7 @@ class Status:
             "interrupted": self._interrupted_dict(),
             "drift": {"edited": self.drifted, "missing": self.missing, "unmanaged": self.unmanaged},
             "tests": self.tests_summary(),
+            "permissions": self.permissions.status_json() if self.permissions else None,
             "error": self.error,
         }
 
@@ -424,6 +434,9 @@ def status(config: Config, env_name: str, *, connect: Connect = connect) -> Stat
         elif is_drift(obj, live) and path not in written:
             st.drifted.append(path)
     st.unmanaged = sorted(p for p in present if p not in owned and p not in written)
+    desired = deployer.env.permissions
+    if desired is not None and record is not None:
+        st.permissions = permissions_status(deployer.ws, deployer.root, desired, record, listing)
     return st
 
 

@@ -8,6 +8,7 @@ away, and whether the signed-in principal would lock itself out of root.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ PRINCIPAL_FIELDS = {
 _KIND_OF_FIELD = {v: k for k, v in PRINCIPAL_FIELDS.items()}
 ADMINS = "admins"
 USERS = "users"
+# A service principal signs in under its application id, a UUID; people under a user name.
+_APPLICATION_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -84,6 +89,12 @@ class Identity:
     def is_admin(self) -> bool:
         """Workspace admins always have CAN_MANAGE."""
         return ADMINS in self.groups
+
+    @classmethod
+    def named(cls, name: str, groups: Iterable[str] = ()) -> Identity:
+        """The principal signed in as ``name``: a UUID is a service principal's application id."""
+        kind = "service_principal" if _APPLICATION_ID.match(name) else "user"
+        return cls(name, kind, frozenset(groups))
 
 
 @dataclass(frozen=True)
@@ -150,12 +161,15 @@ class PermissionsPlan:
         """Known and nothing to do: root as configured, no drift."""
         return self.known and not self.root_differs and not self.drift
 
-    def rows(self) -> list[tuple[str, str]]:
-        """(action, what) per change: grant, revoke, change, drift; the plan's table rows."""
+    def rows(self, root: str = "") -> list[tuple[str, str]]:
+        """(action, what) per change: grant, revoke, change, drift; the plan's table rows
+        (drift paths relative to ``root`` when given)."""
         out = [("grant", g.describe()) for g in self.grant]
         out += [("revoke", g.describe()) for g in self.revoke]
         out += [("change", f"{c.before.describe()} -> {c.after.level}") for c in self.change]
-        out += [("drift", f"{d.path}: {d.grant.describe()} (removed)") for d in self.drift]
+        for d in self.drift:
+            path = d.path.removeprefix(root + "/") if root else d.path
+            out.append(("drift", f"{path}: {d.grant.describe()} (removed)"))
         return out
 
     def signature(self) -> list[list[str]]:
@@ -163,6 +177,18 @@ class PermissionsPlan:
         if not self.known:
             return [["unknown", ""]]
         return sorted([a, w] for a, w in self.rows())
+
+    def status_json(self) -> dict[str, Any]:
+        """What `status` shows: as configured, or what is missing, extra, changed, drifted."""
+        return {
+            "as_configured": self.in_sync,
+            "known": self.known,
+            "missing": [g.to_json() for g in self.grant],
+            "extra": [g.to_json() for g in self.revoke],
+            "changed": [c.to_json() for c in self.change],
+            "drift": [d.to_json() for d in self.drift],
+            "warnings": list(self.warnings),
+        }
 
     def to_json(self) -> dict[str, Any]:
         """``{grant, revoke, change, drift}`` (plus ``known`` and ``warnings``)."""

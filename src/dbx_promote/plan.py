@@ -15,6 +15,7 @@ from typing import Any
 from dbx_promote.config import normalize_workspace_path
 from dbx_promote.layout import ENVIRONMENT_NOTEBOOK as ENVIRONMENT_NOTEBOOK  # re-exported
 from dbx_promote.layout import FolderContent, Layout
+from dbx_promote.permissions import PermissionsPlan
 from dbx_promote.record import ManagedObject, Record
 from dbx_promote.remote import RemoteObject
 
@@ -93,6 +94,8 @@ class Plan:
     record_verified: bool = False
     end_state: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     rows: tuple[PlanRow, ...] = ()
+    # What the permissions step found (None: the environment does not manage them).
+    permissions: PermissionsPlan | None = None
 
     def with_rows(self, *rows: PlanRow) -> Plan:
         """This plan with more rows (see `PlanRow`)."""
@@ -175,6 +178,7 @@ class Plan:
             "mkdirs": list(self.mkdirs),
             "rmdirs": list(self.rmdirs),
             "rows": [asdict(r) for r in self.rows],
+            "permissions": self.permissions.to_json() if self.permissions else None,
         }
 
     def changes_summary(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import base64
 import copy
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -418,9 +417,7 @@ class Workspace:
         """The signed-in principal with its groups (SCIM Me)."""
         me = self._call("who am I", lambda: self.client.current_user.me())
         name = str(me.user_name or me.display_name or me.id or "unknown")
-        kind = "service_principal" if _APPLICATION_ID.match(name) else "user"
-        groups = frozenset(str(g.display) for g in me.groups or [] if g.display)
-        return acl.Identity(name, kind, groups)
+        return acl.Identity.named(name, (str(g.display) for g in me.groups or [] if g.display))
 
     def get_acl(self, obj: RemoteObject) -> acl.ObjectAcl:
         """The permissions of ``obj``; `PermissionDenied` without CAN_MANAGE on it."""
@@ -541,9 +538,6 @@ class Workspace:
         self._sleep(delay)
 
 
-_APPLICATION_ID = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 _ACL_TYPES = {"DIRECTORY": "directories", "NOTEBOOK": "notebooks", "FILE": "files"}
 
 

@@ -1,0 +1,123 @@
+"""Permissions as code in the deploy engine: the `DeployStep` that plans, applies and undoes
+root's ACL, and the same look for `status`.
+
+The pure decisions live in `permissions.py`, the reads and writes in `access.py`; this
+module only says when they happen in a deploy (see the steps in `deploy.py`):
+
+- preflight: the lockout guard (exit 2) and an unreadable ACL refuse before any write;
+- plan: permission rows (grant, revoke, change, drift), also in dry runs and reviewed plans;
+- before commit: root's one PUT and the drift cleanups, under the lock after verify;
+- on failure: every ACL written goes back to what it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from dbx_promote.access import (
+    AclWriter,
+    managed_objects,
+    plan_permissions,
+    refuse_lockout,
+    with_lockout_checked,
+)
+from dbx_promote.deploy import DeployStep, Run
+from dbx_promote.errors import PermissionDenied
+from dbx_promote.permissions import Grant, Identity, PermissionsPlan
+from dbx_promote.plan import UNCHANGED, UPDATE, Plan, PlanRow
+from dbx_promote.record import Record
+from dbx_promote.remote import RemoteObject
+from dbx_promote.workspace import Workspace
+
+ROW_KIND = "permission"
+_WHY = {"drift": "a direct grant on a managed object (permission drift)"}
+
+
+class PermissionsStep(DeployStep):
+    """Gives root exactly ``desired`` and the managed objects under it no direct grants."""
+
+    def __init__(self, ws: Workspace, root: str, desired: tuple[Grant, ...]) -> None:
+        self.ws = ws
+        self.root = root
+        self.desired = desired
+        self._me: Identity | None = None
+        self._writer: AclWriter | None = None
+        self._warned: set[str] = set()
+
+    def me(self) -> Identity:
+        """The signed-in principal with its groups (one SCIM call per deploy)."""
+        if self._me is None:
+            self._me = self.ws.identity()
+        return self._me
+
+    def preflight(self, run: Run) -> None:
+        if run.options.dry_run:
+            return
+        env = run.deployer.env.name
+        found = plan_permissions(self.ws, self.root, self.desired, [], self.me())
+        refuse_lockout(found, env)
+        if not found.known:
+            raise PermissionDenied(
+                f"cannot manage the permissions of '{env}' ({self.root}): the workspace refused "
+                "to show them; the deploying principal needs CAN_MANAGE on it. Nothing was written"
+            )
+
+    def extend_plan(self, run: Run, plan: Plan) -> Plan:
+        managed = managed_objects(self.root, run.listing, kept_paths(plan))
+        found = plan_permissions(self.ws, self.root, self.desired, managed, self.me())
+        if not run.options.dry_run:
+            refuse_lockout(found, run.deployer.env.name)
+        found = with_lockout_checked(found, run.options.dry_run)
+        for warning in found.warnings:
+            if warning not in self._warned:  # planned twice (again under the lock): once
+                self._warned.add(warning)
+                run.deployer.events.warning(warning)
+        rows = [
+            PlanRow(ROW_KIND, action, what, _WHY.get(action, "root's permissions"))
+            for action, what in found.rows(self.root)
+        ]
+        return replace(plan, permissions=found).with_rows(*rows)
+
+    def before_commit(self, run: Run, plan: Plan) -> None:
+        if plan.permissions is None:
+            return
+        self._writer = AclWriter(self.ws, self.root)
+        self._writer.apply(plan.permissions)
+
+    def on_failure(self, run: Run, error: BaseException) -> str | None:
+        writer, self._writer = self._writer, None
+        if writer is None or not writer.changed:
+            return None
+        failed = writer.restore()
+        if failed:
+            return f"the permissions of {', '.join(failed)} could NOT be put back"
+        return "the permissions were put back"
+
+
+def kept_paths(plan: Plan) -> list[str]:
+    """Objects that are there now and stay after the deploy, each the same object (so the
+    same ACL): a replaced or new object starts with only its creator's grant."""
+    return [c.path for c in plan.changes if c.action in (UPDATE, UNCHANGED) and not c.replace]
+
+
+def steps_for(ws: Workspace, root: str, desired: tuple[Grant, ...] | None) -> list[DeployStep]:
+    """The permissions step when the environment manages permissions, else none."""
+    return [] if desired is None else [PermissionsStep(ws, root, desired)]
+
+
+def permissions_status(
+    ws: Workspace,
+    root: str,
+    desired: tuple[Grant, ...],
+    record: Record,
+    listing: Iterable[RemoteObject],
+) -> PermissionsPlan:
+    """What `status` says about root's ACL and the managed objects' direct grants.
+
+    The deploying principal's CAN_MANAGE on what it created is not drift, whoever asks:
+    the record names who deployed.
+    """
+    managed = managed_objects(root, listing, record.objects)
+    deployer = Identity.named(record.deployed_by)
+    return plan_permissions(ws, root, desired, managed, deployer)
