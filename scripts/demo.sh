@@ -4,6 +4,8 @@
 #   v1 passes its tests in test and is promoted; prod's smoke test passes;
 #   v2 breaks a helper: its test fails in test, and prod refuses it;
 #   v3 passes in test but fails prod's smoke test: prod rolls back to v1 by itself.
+# Prod's permissions are code: a person's token reads Prod and is refused a write, and a
+# grant made by hand on a Prod notebook is reported by status and removed by the next deploy.
 # Then status, history and status --check (what the nightly pipeline runs).
 #
 # Run from the repository root with dbx-promote on PATH. Everything it writes lives in
@@ -36,9 +38,20 @@ show() {
   dbx-promote "$@"
 }
 
+# Who is who in the emulated workspace (tokens are demo stand-ins, not secrets): the
+# pipeline's service principal (the application id the sample config grants CAN_MANAGE),
+# a person in the readers group, and a workspace admin.
+SP="9f0c2d5e-4b1a-4c3e-8d7f-0a1b2c3d4e5f"
+PIPELINE_TOKEN="dapi-demo-not-a-secret"
+READER_TOKEN="dapi-demo-reader"
+ADMIN_TOKEN="dapi-demo-admin"
+
 section "Start the workspace emulator"
 : >"$DEMO/emulator.log"
-dbx-promote emulator serve --port 0 --state "$DEMO/workspace" >"$DEMO/emulator.log" 2>&1 &
+dbx-promote emulator serve --port 0 --state "$DEMO/workspace" \
+  --principal "$PIPELINE_TOKEN=$SP:deployers" \
+  --principal "$READER_TOKEN=reader@example.com:sales-readers" \
+  --principal "$ADMIN_TOKEN=admin@example.com:admins" >"$DEMO/emulator.log" 2>&1 &
 EMU_PID=$!
 URL=""
 for _ in $(seq 150); do
@@ -59,7 +72,7 @@ fi
 echo "emulator at $URL (state in $DEMO/workspace)"
 
 export DATABRICKS_HOST="$URL"
-export DATABRICKS_TOKEN="dapi-demo-not-a-secret"
+export DATABRICKS_TOKEN="$PIPELINE_TOKEN"  # dbx-promote runs as the pipeline does
 export DATABRICKS_CONFIG_FILE=/nonexistent
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 unset DBX_PROMOTE_CONFIG DATABRICKS_CONFIG_PROFILE TF_BUILD
@@ -78,6 +91,14 @@ expect_failure() {
     exit 1
   fi
   echo "(exit 1, as it should)"
+}
+
+# `as_person WHO TOKEN ACTION PATH...`: what a person does in the workspace UI (the SDK).
+as_person() {
+  local who=$1 token=$2
+  shift 2
+  printf '# %s: %s\n' "$who" "$*"
+  DATABRICKS_TOKEN="$token" python scripts/demo_person.py "$@"
 }
 
 # `new_version DIR`: a copy of the project (notebooks and config) to change and build.
@@ -102,6 +123,14 @@ show deploy "$V1" --env test
 
 section "Promote v1 to prod (the same bytes, tests passed): prod's smoke test watches it"
 show promote --from test --to prod --yes
+
+section "Prod's permissions are code: people read it, only the pipeline writes it"
+PROD_ROOT="/Users/$SP/prod/sales-analytics"
+as_person reader "$READER_TOKEN" read "$PROD_ROOT/ingest/load_orders"
+as_person reader "$READER_TOKEN" write "$PROD_ROOT/ingest/load_orders"
+as_person admin "$ADMIN_TOKEN" grant "$PROD_ROOT/ingest/load_orders" admin@example.com CAN_EDIT
+echo "(a hand grant on a managed notebook is permission drift; the next deploy removes it)"
+show status --env prod
 
 section "Story 2: v2 has a bug in a shared helper (the USD rate)"
 new_version "$DEMO/src-v2"

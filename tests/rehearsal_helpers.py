@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dbx_promote.config import load_config
 from dbx_promote.emulator import Emulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,6 @@ def path_without_dev_venv() -> str:
 
 def deployed_record(emu: Emulator, env: str) -> dict[str, Any]:
     """The sample project's deployment record in ``env`` (raises if there is none)."""
-    data: dict[str, Any] = json.loads(
-        emu.read(f"/Shared/sales-analytics/{env}/.dbx-promote/deployment.json")
-    )
+    root = load_config(REPO / "dbx-promote.yml").environment(env).root
+    data: dict[str, Any] = json.loads(emu.read(f"{root}/.dbx-promote/deployment.json"))
     return data

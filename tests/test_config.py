@@ -22,6 +22,14 @@ def test_the_sample_config_loads():
     assert cfg.environment("prod").requires == "test"
     assert cfg.environment("prod").approval is not None
     assert cfg.environment("test").ado_environment == "dbx-test"
+    # Prod: readers read, the deploying service principal manages, under its own home.
+    sp = "9f0c2d5e-4b1a-4c3e-8d7f-0a1b2c3d4e5f"
+    prod = cfg.environment("prod")
+    assert prod.root.startswith(f"/Users/{sp}/")
+    assert [g.to_json() for g in prod.permissions or ()] == [
+        {"group": "sales-readers", "level": "CAN_READ"},
+        {"service_principal": sp, "level": "CAN_MANAGE"},
+    ]
 
 
 def test_all_problems_are_reported_in_one_error(tmp_path):

@@ -36,6 +36,10 @@ def run_demo(demo_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def status_section(out: str) -> str:
+    return out.split("=== Status of every environment ===")[1].split("=== History")[0]
+
+
 @pytest.mark.slow
 def test_demo_tells_the_three_stories_and_exits_0(tmp_path: Path) -> None:
     """v1 tested and promoted; v2 fails in test and prod refuses it; v3 fails prod's smoke
@@ -59,6 +63,17 @@ def test_demo_tells_the_three_stories_and_exits_0(tmp_path: Path) -> None:
     assert "promoted 1.0.0 to prod and verified" in out
     assert "prod (1.0.0): 1 of 1 test passed" in out
 
+    # Prod's permissions: the reader's token exports and is refused a write; an admin's
+    # hand grant on a prod notebook is reported by status, removed by the next deploy.
+    people = out.split("=== Prod's permissions are code")[1].split("=== Story 2")[0]
+    assert "reader@example.com exported " in people
+    assert "refused (PERMISSION_DENIED): User reader@example.com does not have Edit" in people
+    assert "grant drift ingest/load_orders: user admin@example.com: CAN_EDIT" in people
+    assert "dapi-demo" not in out + err  # the demo's tokens never show
+    promote_v3 = out.split("=== Promote v3 to prod")[1].split("=== Status")[0]
+    assert "ingest/load_orders: user admin@example.com: CAN_EDIT (removed)" in promote_v3
+    assert "permissions as configured" in status_section(out)
+
     # Story 2: v2's helper test fails in test; prod refuses v2.
     assert (
         "error: deployed 1.1.0 to test; 1 of 3 tests failed: tests/test_helpers "
@@ -75,7 +90,7 @@ def test_demo_tells_the_three_stories_and_exits_0(tmp_path: Path) -> None:
     ) in err
     assert out.count("(exit 1, as it should)") == 3
 
-    status = out.split("=== Status of every environment ===")[1]
+    status = status_section(out)
     assert re.search(r"version\s+1\.2\.0", status) and re.search(r"version\s+1\.0\.0", status)
     assert "tests    passed at" in status
     # It ends with the nightly watch: both shared environments clean, the sandbox skipped.

@@ -252,7 +252,10 @@ def test_a_hand_grant_on_a_managed_notebook_is_reported_then_removed_by_the_next
     perms = json.loads(status.stdout)["permissions"]
     assert perms["as_configured"] is False and perms["drift"] == [hand]
     text = cli(emulator, cfg, "status", "--env", "prod").stdout
-    assert f"grant drift {PROD}/etl/ingest: user reader@example.com: CAN_EDIT" in text
+    assert "grant drift etl/ingest: user reader@example.com: CAN_EDIT" in text
+    check = cli(emulator, cfg, "status", "--check", "--env", "prod")
+    assert check.returncode == 1
+    assert "1 direct grant(s) made by hand on managed objects: etl/ingest" in check.stdout
 
     plan = cli(
         emulator, cfg, "deploy", str(v1.path), "--env", "prod", "--dry-run", "--output", "json"
@@ -272,6 +275,7 @@ def test_a_hand_grant_on_a_managed_notebook_is_reported_then_removed_by_the_next
     after = json.loads(cli(emulator, cfg, "status", "--env", "prod", "--output", "json").stdout)
     assert after["permissions"]["as_configured"] is True
     assert "permissions as configured" in cli(emulator, cfg, "status", "--env", "prod").stdout
+    assert cli(emulator, cfg, "status", "--check", "--env", "prod").returncode == 0
 
 
 def test_a_hand_grant_on_an_unmanaged_object_is_left_alone(

@@ -29,7 +29,7 @@ def _render_status(app: AppContext, st: Any) -> None:
     elif d["deployed"]:
         app.out.print(f"  {'drift':<9}none", highlight=False)
     if d["permissions"]:
-        for line in _permission_lines(d["permissions"]):
+        for line in _permission_lines(d["permissions"], d["root"]):
             app.out.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
@@ -38,7 +38,7 @@ def _grant_text(g: dict[str, str]) -> str:
     return f"{kind.replace('_', ' ')} {g[kind]}"
 
 
-def _permission_lines(p: dict[str, Any]) -> list[str]:
+def _permission_lines(p: dict[str, Any], root: str) -> list[str]:
     """``permissions as configured``, or one line per difference and per warning."""
     if not p["known"]:
         lines = []
@@ -56,7 +56,8 @@ def _permission_lines(p: dict[str, Any]) -> list[str]:
             for c in p["changed"]
         ]
         lines += [
-            f"[yellow]{'grant drift':<12}[/yellow]{d['path']}: {_grant_text(d)}: {d['level']} "
+            f"[yellow]{'grant drift':<12}[/yellow]{d['path'].removeprefix(root + '/')}: "
+            f"{_grant_text(d)}: {d['level']} "
             "(a direct grant on a managed object; the next deploy removes it)"
             for d in p["drift"]
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dbx_promote.config import Config, Environment
+from dbx_promote.config import Config, Environment, relative_to_root
 from dbx_promote.operations import Status
 
 
@@ -136,6 +136,29 @@ def check_tests(env: Environment, st: Status, now: datetime | None) -> Iterable[
         )
 
 
+def check_permissions(env: Environment, st: Status, now: datetime | None) -> Iterable[Finding]:
+    """Root's ACL is not the configured list, or someone granted on a managed object."""
+    perms = st.permissions
+    if perms is None or not perms.known:
+        return
+    if perms.root_differs:
+        n = len(perms.grant), len(perms.revoke), len(perms.change)
+        yield Finding(
+            env.name,
+            "permissions",
+            f"root's permissions are not as configured ({n[0]} missing, {n[1]} extra, "
+            f"{n[2]} at another level); the next deploy sets them",
+        )
+    if perms.drift:
+        where = sorted({relative_to_root(st.root, d.path) or d.path for d in perms.drift})
+        yield Finding(
+            env.name,
+            "permissions",
+            f"{len(perms.drift)} direct grant(s) made by hand on managed objects: "
+            f"{_listed(where)} (the next deploy removes them)",
+        )
+
+
 #: Every check `status --check` runs, in order. Add new ones here.
 CHECKS: tuple[Check, ...] = (
     check_readable,
@@ -144,6 +167,7 @@ CHECKS: tuple[Check, ...] = (
     check_interrupted,
     check_stale_lock,
     check_tests,
+    check_permissions,
 )
 
 
@@ -151,6 +175,8 @@ def _notes(env: Environment, st: Status, now: datetime | None) -> list[str]:
     notes = []
     if st.error is None and st.record is None:
         notes.append(f"{env.name}: nothing deployed yet")
+    if st.permissions is not None:
+        notes.extend(f"{env.name}: {w}" for w in st.permissions.warnings)
     if st.lock is not None and (st.lock_state is None or not st.lock_state.stale):
         notes.append(f"{env.name}: a deploy is running: {st.lock.describe()}")
     return notes
