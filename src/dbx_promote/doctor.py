@@ -24,6 +24,7 @@ from dbx_promote.errors import (
     RecordCorrupt,
 )
 from dbx_promote.lock import LockRules, judge
+from dbx_promote.permissions import RANK, Grant
 from dbx_promote.record import (
     HISTORY_FILE,
     LOCK_FILE,
@@ -34,7 +35,7 @@ from dbx_promote.record import (
     Record,
     history_from_json,
 )
-from dbx_promote.remote import PERMISSION_LEVELS, Grant, Identity
+from dbx_promote.remote import Identity, RemoteObject
 from dbx_promote.workspace import Workspace
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
@@ -207,7 +208,8 @@ class _Doctor:
         """Can the caller write in root (or create it) and manage it?"""
         creating = folder != root
         try:
-            grants = ws.object_permissions("directories", oid)
+            acl = ws.get_acl(RemoteObject(folder, "DIRECTORY", object_id=oid))
+            grants = [*acl.direct, *(i.grant for i in acl.inherited)]
         except PermissionDenied:
             self.add(
                 env.name,
@@ -542,20 +544,13 @@ def diagnose(
 
 def effective_level(grants: list[Grant], who: Identity) -> str | None:
     """The strongest level ``who`` holds through its name, its groups, `users` or `admins`."""
-    groups = {*who.groups, "users"}
-    if "admins" in who.groups:
+    if who.principal.is_admin:
         return "CAN_MANAGE"
-    mine = [
-        g.level
-        for g in grants
-        if (g.kind in ("user", "service_principal") and g.name == who.user_name)
-        or (g.kind == "group" and g.name in groups)
-    ]
-    return max(mine, key=_rank, default=None)
+    return max((g.level for g in grants if who.principal.holds(g)), key=_rank, default=None)
 
 
 def _rank(level: str | None) -> int:
-    return PERMISSION_LEVELS.index(level) if level in PERMISSION_LEVELS else -1
+    return RANK.get(level or "", 0)
 
 
 def _sign_in_fix(env: Environment, exc: DbxPromoteError) -> str:

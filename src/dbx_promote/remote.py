@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dbx_promote import permissions
+
 
 @dataclass(frozen=True)
 class RemoteObject:
@@ -87,10 +89,6 @@ class JobRunOutput:
     error_trace: str | None = None
 
 
-# Levels of the Permissions API for workspace objects, weakest first.
-PERMISSION_LEVELS = ("CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE")
-
-
 @dataclass(frozen=True)
 class Identity:
     """The signed-in principal, as SCIM `Me` and the SDK's auth describe it."""
@@ -101,21 +99,10 @@ class Identity:
     auth_type: str | None = None
 
     @property
+    def principal(self) -> permissions.Identity:
+        """Who it is for permissions: a user or a service principal, with its groups."""
+        return permissions.Identity.named(self.user_name, self.groups)
+
+    @property
     def is_service_principal(self) -> bool:
-        # A service principal signs in under its application id, a UUID; people under
-        # their e-mail address or user name.
-        text = self.user_name.lower()
-        parts = text.split("-")
-        return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(
-            c in "0123456789abcdef" for c in text.replace("-", "")
-        )
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One permission on an object: who (kind + name), which level, and whether inherited."""
-
-    kind: str  # user | service_principal | group
-    name: str
-    level: str
-    inherited: bool = False
+        return self.principal.kind == "service_principal"

@@ -54,7 +54,7 @@ from dbx_promote.errors import (
 from dbx_promote.errors import PermissionDenied as OurPermissionDenied
 from dbx_promote.layout import STATE_DIR
 from dbx_promote.pacing import Pacer, Throttle
-from dbx_promote.remote import Grant, Identity, JobRun, JobRunOutput, RemoteObject, RunSpec
+from dbx_promote.remote import Identity, JobRun, JobRunOutput, RemoteObject, RunSpec
 
 log = logging.getLogger("dbx_promote.workspace")
 
@@ -144,25 +144,6 @@ class Workspace:
             groups=groups,
             auth_type=self.client.config.auth_type,
         )
-
-    def object_permissions(self, object_type: str, object_id: int) -> list[Grant]:
-        """Every grant on a workspace object (``directories``, ``notebooks``, ``files``)."""
-        acl = self._call(
-            f"permissions of {object_type}/{object_id}",
-            lambda: self.client.workspace.get_permissions(object_type, str(object_id)),
-        )
-        grants = []
-        for entry in acl.access_control_list or []:
-            if entry.user_name:
-                kind, name = "user", entry.user_name
-            elif entry.service_principal_name:
-                kind, name = "service_principal", entry.service_principal_name
-            else:
-                kind, name = "group", str(entry.group_name or "")
-            for perm in entry.all_permissions or []:
-                level = getattr(perm.permission_level, "value", perm.permission_level)
-                grants.append(Grant(kind, name, str(level), bool(perm.inherited)))
-        return grants
 
     def cluster_state(self, cluster_id: str) -> str | None:
         """The state of an existing cluster (RUNNING, TERMINATED, ...); None if there is none."""
@@ -414,10 +395,8 @@ class Workspace:
     # --- permissions -----------------------------------------------------------------
 
     def identity(self) -> acl.Identity:
-        """The signed-in principal with its groups (SCIM Me)."""
-        me = self._call("who am I", lambda: self.client.current_user.me())
-        name = str(me.user_name or me.display_name or me.id or "unknown")
-        return acl.Identity.named(name, (str(g.display) for g in me.groups or [] if g.display))
+        """The signed-in principal with its groups (SCIM Me), for permissions."""
+        return self.whoami().principal
 
     def get_acl(self, obj: RemoteObject) -> acl.ObjectAcl:
         """The permissions of ``obj``; `PermissionDenied` without CAN_MANAGE on it."""
