@@ -29,6 +29,7 @@ from databricks.sdk.service.workspace import (
 )
 
 from dbx_promote.artifact import Artifact
+from dbx_promote.ci.markdown import plan_summary_markdown
 from dbx_promote.emulator import Emulator, Fault
 
 from cli_helpers import run_cli
@@ -181,6 +182,7 @@ def test_the_first_deploy_sets_roots_acl_to_exactly_the_list(
     data = deploy_json(emulator, cfg, v1)
     assert data["permissions"]["grant"] == [READERS]  # the creator already has CAN_MANAGE
     assert data["permissions"]["revoke"] == [] and data["permissions"]["drift"] == []
+    assert "**Permissions: grant on root** (1)" in plan_summary_markdown(data)
     assert direct_grants(as_("sp-token"), PROD) == by_json([READERS, DEPLOYER])
     puts = permission_writes(emulator)
     assert [(r["method"], r["endpoint"], r["path"]) for r in puts] == [
@@ -205,6 +207,7 @@ def test_an_unchanged_redeploy_makes_no_permissions_write(
         "warnings": [],
     }
     assert all_writes(emulator, start) == []
+    assert "**Permissions:** as configured" in plan_summary_markdown(again)
 
 
 def test_a_changed_list_is_exactly_one_put_on_root(
@@ -261,6 +264,10 @@ def test_a_hand_grant_on_a_managed_notebook_is_reported_then_removed_by_the_next
         emulator, cfg, "deploy", str(v1.path), "--env", "prod", "--dry-run", "--output", "json"
     )
     assert json.loads(plan.stdout)["permissions"]["drift"] == [hand]
+    # The run summary an approver reads shows it too.
+    summary = plan_summary_markdown(json.loads(plan.stdout))
+    assert "**Permission drift (direct grants removed)** (1)" in summary
+    assert f"- `{PROD}/etl/ingest: user reader@example.com: CAN_EDIT`" in summary
     table = cli(emulator, cfg, "deploy", str(v1.path), "--env", "prod", "--dry-run").stdout
     assert "etl/ingest: user reader@example.com: CAN_EDIT (removed)" in table
     assert "permission drift" in table

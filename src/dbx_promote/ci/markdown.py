@@ -90,7 +90,40 @@ def plan_summary_markdown(result: Mapping[str, Any], *, cap: int = SUMMARY_LIST_
         ("unmanaged", "Not managed by dbx-promote (left alone)"),
     ):
         lines += _path_list(heading, _as_list(changes.get(kind)), cap)
+    lines += _permission_lines(result.get("permissions"), cap)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _grant(g: Any) -> str:
+    """``group readers: CAN_READ`` from the JSON spelling (``{group, level}`` and friends)."""
+    if not isinstance(g, Mapping):
+        return str(g)
+    who = [
+        f"{k.replace('_', ' ')} {v}"
+        for k, v in g.items()
+        if k not in ("level", "path", "from", "to")
+    ]
+    level = g.get("level") or f"{g.get('from')} -> {g.get('to')}"
+    where = f"{g['path']}: " if "path" in g else ""
+    return f"{where}{' '.join(who)}: {level}"
+
+
+def _permission_lines(perms: Any, cap: int) -> list[str]:
+    """Root's ACL changes and the permission drift (what an approver must see), if managed."""
+    if not isinstance(perms, Mapping):
+        return []
+    if not perms.get("known", True):
+        return ["**Permissions:** unknown (the workspace refused to show them)", ""]
+    lines: list[str] = []
+    for kind, heading in (
+        ("grant", "Permissions: grant on root"),
+        ("revoke", "Permissions: revoke on root"),
+        ("change", "Permissions: change on root"),
+        ("drift", "Permission drift (direct grants removed)"),
+    ):
+        lines += _path_list(heading, [_grant(g) for g in perms.get(kind) or []], cap)
+    lines += [f"> **Warning:** {_md(w)}" for w in _as_list(perms.get("warnings"))]
+    return lines or ["**Permissions:** as configured", ""]
 
 
 _STATUS = {"passed": "passed", "failed": "**FAILED**", "errored": "**ERRORED**"}
