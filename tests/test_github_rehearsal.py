@@ -366,6 +366,8 @@ def test_a_release_tag_builds_once_tests_plans_and_applies_the_plan_in_prod(
     assert (runner.artifacts / "prod-plan" / "prod-plan.json").is_file()
     # The approver reads the Prod plan in the plan-prod job's summary.
     assert "dbx-promote plan: prod" in runner.summaries["plan-prod"]
+    # ... with Prod's permissions as code: readers granted on root by the first deploy.
+    assert "- `group sales-readers: CAN_READ`" in runner.summaries["plan-prod"]
     assert "dbx-promote deployment: test" in runner.summaries["test"]
     assert TOKEN not in "\n".join(runner.log) + "".join(runner.summaries.values())
 
