@@ -409,7 +409,7 @@ REFUSALS: dict[str, tuple[Callable[[Artifact, Path], Path], str]] = {
     "not_a_zip": (craft_not_a_zip, "bad.zip: not a zip file"),
     "truncated": (craft_truncated, "bad.zip: truncated zip"),
     "missing_manifest": (craft_missing_manifest, "bad.zip: no manifest.json"),
-    "manifest_not_json": (craft_manifest_not_json, "bad.zip: invalid manifest: not JSON"),
+    "manifest_not_json": (craft_manifest_not_json, "bad.zip: invalid manifest: not valid JSON"),
     "manifest_bad_shape": (
         craft_manifest_bad_shape,
         "bad.zip: invalid manifest: 'objects' missing or not a list",

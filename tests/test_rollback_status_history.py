@@ -593,7 +593,7 @@ def test_history_text_shows_full_timestamps_and_users_at_80_columns(
     [
         (b"{", "not valid JSON"),
         (b"[1, 2]", "not a JSON object"),
-        (b'{"version": "1.0.0"}', "missing or bad field"),
+        (b'{"version": "1.0.0"}', "field 'objects' is missing"),
         (b'{"schema_version": 99}', "newer dbx-promote"),
     ],
 )

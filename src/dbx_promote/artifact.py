@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbx_promote import __version__
+from dbx_promote.bounds import MAX_TEXT, BadDocument, load_json
 from dbx_promote.errors import ArtifactError, BuildError
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class Manifest:
         for key in ("commit", "commit_time"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise ArtifactError(f"invalid manifest: '{key}' is not a string")
+        _check_names(d)
         raw_objects = d.get("objects")
         if not isinstance(raw_objects, list):
             raise ArtifactError("invalid manifest: 'objects' missing or not a list")
@@ -158,6 +160,29 @@ class Manifest:
         )
 
 
+# What the manifest says becomes release file names (project, version), the record and
+# the lock: each must be what `build` itself would write.
+_MANIFEST_NAMES = {
+    "project": (_NAME_RE, "a name of letters, digits and '._+-'"),
+    "version": (_NAME_RE, "a version of letters, digits and '._+-'"),
+    "tool_version": (_NAME_RE, "a version of letters, digits and '._+-'"),
+    "commit": (re.compile(r"^[0-9a-f]{7,64}$"), "a git commit id"),
+    "commit_time": (re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"), "a UTC time"),
+}
+_MAX_NAME = 200
+
+
+def _check_names(d: Mapping[str, Any]) -> None:
+    for key, (pattern, expected) in _MANIFEST_NAMES.items():
+        value = d.get(key)
+        if value is not None and (len(value) > _MAX_NAME or not pattern.match(value)):
+            shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
+            raise ArtifactError(
+                f"invalid manifest: '{key}' {shown} is not {expected}; "
+                "an artifact is what `dbx-promote build` writes: rebuild it"
+            )
+
+
 def _object_from_dict(o: Any, index: int) -> ManifestObject:
     where = f"invalid manifest: object {index}"
     if not isinstance(o, Mapping):
@@ -177,6 +202,8 @@ def _object_from_dict(o: Any, index: int) -> ManifestObject:
     for name in ("path", "workspace_path"):
         value = getattr(obj, name)
         reason = _unsafe_name(value) if isinstance(value, str) else "not a string"
+        if not reason and len(value) > MAX_TEXT:
+            reason = f"is longer than {MAX_TEXT} characters"
         if reason:
             raise ArtifactError(f"{where}: {name} {value!r} {reason}")
     # Deploy trusts workspace_path; tying it to path keeps one object from posing as another.
@@ -347,9 +374,9 @@ def _verify_zip(zf: zipfile.ZipFile, name: str) -> Manifest:
         raise ArtifactError(f"{name}: no {MANIFEST_NAME}; not a dbx-promote artifact")
     raw = _read_entry(zf, MANIFEST_NAME, _MAX_MANIFEST_SIZE)
     try:
-        manifest = Manifest.from_dict(json.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{name}: invalid manifest: not JSON ({exc})") from None
+        manifest = Manifest.from_dict(load_json(raw))
+    except BadDocument as exc:
+        raise ArtifactError(f"{name}: invalid manifest: {exc}") from None
     except ArtifactError as exc:
         raise ArtifactError(f"{name}: {exc.message}") from None
     expected = {o.entry_name for o in manifest.objects}

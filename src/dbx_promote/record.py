@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from dbx_promote.bounds import MAX_INT, BadDocument, Fields, load_json
 from dbx_promote.errors import RecordCorrupt
 
 # The paths live in layout.py; these names stay importable from here for older callers.
@@ -57,6 +59,14 @@ class ManagedObject:
 
 # The workspace refuses imports over 10 MB; larger artifacts are stored in parts.
 RELEASE_PART_BYTES = 8 * 1024 * 1024
+# At most this many parts (8 GiB): a record may not ask for more files than that.
+MAX_RELEASE_PARTS = 1024
+# The generated `_environment` notebook, as the record keeps it, is at most this long.
+MAX_SOURCE_CHARS = 10 * 1024 * 1024
+MAX_DETAIL_CHARS = 64 * 1024  # a history line's detail (a failure's message, a summary)
+MAX_PID = 2**31 - 1
+_KIND_RE = re.compile(r"^(notebook|file)$")
+_LANGUAGE_RE = re.compile(r"^(PYTHON|SQL|SCALA|R)$")
 
 
 @dataclass(frozen=True)
@@ -122,42 +132,15 @@ class Record:
 
     @classmethod
     def from_json(cls, raw: bytes, *, where: str) -> Record:
-        data = _load(raw, where)
         try:
-            objects = {
-                str(k): ManagedObject(**{**v, "path": str(k)})
-                for k, v in dict(data["objects"]).items()
-            }
-            releases = tuple(ReleaseRef(**r) for r in data.get("releases", []))
-            record = cls(
-                project=str(data["project"]),
-                env=str(data["env"]),
-                version=str(data["version"]),
-                digest=str(data["digest"]),
-                commit=data.get("commit"),
-                commit_time=data.get("commit_time"),
-                deployed_at=str(data["deployed_at"]),
-                deployed_by=str(data["deployed_by"]),
-                kind=str(data.get("kind", "deploy")),
-                verified=bool(data["verified"]),
-                objects=objects,
-                releases=releases,
-                directories=tuple(data.get("directories", [])),
-                pipeline=data.get("pipeline"),
-                skip_requires=bool(data.get("skip_requires", False)),
-                environment_source=data.get("environment_source"),
-                deploy_id=data.get("deploy_id"),
-                lock_left=data.get("lock_left"),
-                tests=data.get("tests"),
-                bulk_refused=bool(data.get("bulk_refused", False)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RecordCorrupt(_corrupt(where, f"missing or bad field {exc}")) from None
+            record = _record_from(Fields(_load(raw, where)))
+        except BadDocument as exc:
+            raise RecordCorrupt(_corrupt(where, str(exc))) from None
         # Paths in the record are joined to the root and written or deleted: one that
         # escapes the root would let whoever can edit this file steer the deploy elsewhere.
         paths = [*record.objects, *record.directories]
         for ref in record.releases:
-            if not ref.file.startswith(RELEASES_DIR + "/") or ref.parts < 1:
+            if not ref.file.startswith(RELEASES_DIR + "/"):
                 raise RecordCorrupt(
                     _corrupt(where, f"release file {ref.file!r} is not in the store")
                 )
@@ -166,6 +149,54 @@ class Record:
             if not is_safe_relative(path):
                 raise RecordCorrupt(_corrupt(where, f"path {path!r} leaves the folder"))
         return record
+
+
+def _record_from(f: Fields) -> Record:
+    """A record from its JSON object, every field's type and range checked (bounds.py)."""
+    objects = Fields(f.mapping("objects"), "objects.")
+    return Record(
+        project=f.text("project"),
+        env=f.text("env"),
+        version=f.text("version"),
+        digest=f.digest("digest"),
+        commit=f.text("commit", None),
+        commit_time=f.text("commit_time", None),
+        deployed_at=f.text("deployed_at"),
+        deployed_by=f.text("deployed_by"),
+        kind=f.text("kind", "deploy"),
+        verified=f.flag("verified"),
+        objects={str(k): _object_from(str(k), objects.child(k)) for k in objects.data},
+        releases=tuple(_release_from(r) for r in f.children("releases", [])),
+        directories=tuple(f.texts("directories", [])),
+        pipeline=f.mapping("pipeline", None),
+        skip_requires=f.flag("skip_requires", False),
+        environment_source=f.text("environment_source", None, limit=MAX_SOURCE_CHARS),
+        deploy_id=f.text("deploy_id", None),
+        lock_left=f.text("lock_left", None),
+        tests=f.mapping("tests", None),
+        bulk_refused=f.flag("bulk_refused", False),
+    )
+
+
+def _object_from(path: str, f: Fields) -> ManagedObject:
+    return ManagedObject(
+        path=path,
+        kind=f.text("kind", pattern=_KIND_RE),
+        language=f.text("language", None, pattern=_LANGUAGE_RE),
+        sha256=f.sha256("sha256"),
+        object_id=f.number("object_id", 0, MAX_INT, None),
+        modified_at=f.number("modified_at", 0, MAX_INT, None),
+    )
+
+
+def _release_from(f: Fields) -> ReleaseRef:
+    return ReleaseRef(
+        version=f.text("version"),
+        digest=f.digest("digest"),
+        file=f.text("file"),
+        # A loop bound: each part is a file name and a download.
+        parts=f.number("parts", 1, MAX_RELEASE_PARTS, 1),
+    )
 
 
 @dataclass(frozen=True)
@@ -200,11 +231,25 @@ def history_to_json(entries: list[HistoryEntry]) -> bytes:
 
 
 def history_from_json(raw: bytes, *, where: str) -> list[HistoryEntry]:
-    data = _load(raw, where)
     try:
-        return [HistoryEntry(**e) for e in data["deployments"]]
-    except (KeyError, TypeError) as exc:
-        raise RecordCorrupt(_corrupt(where, f"bad entry {exc}")) from None
+        return [_entry_from(e) for e in Fields(_load(raw, where)).children("deployments")]
+    except BadDocument as exc:
+        raise RecordCorrupt(_corrupt(where, str(exc))) from None
+
+
+def _entry_from(f: Fields) -> HistoryEntry:
+    f.unknown({x.name for x in fields(HistoryEntry)})
+    return HistoryEntry(
+        version=f.text("version"),
+        digest=f.text("digest"),
+        kind=f.text("kind"),
+        outcome=f.text("outcome"),
+        at=f.text("at"),
+        by=f.text("by"),
+        commit=f.text("commit", None),
+        detail=f.text("detail", "", limit=MAX_DETAIL_CHARS),
+        pipeline=f.mapping("pipeline", None),
+    )
 
 
 @dataclass(frozen=True)
@@ -241,8 +286,8 @@ class Lock:
         data = _load(raw, where)
         data.pop("schema_version", None)
         try:
-            return cls(**data)
-        except TypeError as exc:
+            return _lock_from(Fields(data))
+        except BadDocument as exc:
             raise RecordCorrupt(_corrupt(where, str(exc))) from None
 
     def age_seconds(self, now: datetime | None = None) -> float:
@@ -262,6 +307,35 @@ class Lock:
         )
 
 
+def _lock_from(f: Fields) -> Lock:
+    f.unknown({x.name for x in fields(Lock)})
+    intent = f.mapping("intent", {})
+    intents = Fields(intent, "intent.")
+    paths = [*intent, *f.texts("jupyter", []), *f.texts("new_dirs", [])]
+    unsafe = next((p for p in paths if not is_safe_relative(p)), None)
+    if unsafe is not None:
+        raise BadDocument(f"path {unsafe!r} leaves the folder")
+    return Lock(
+        holder=f.text("holder"),
+        started_at=f.text("started_at"),
+        host=f.text("host"),
+        # os.kill takes it on this host: no group (0, negative) and no overflow.
+        pid=f.number("pid", 0, MAX_PID),
+        version=f.text("version"),
+        digest=f.text("digest"),
+        run_url=f.text("run_url", None),
+        extra=f.mapping("extra", {}),
+        deploy_id=f.text("deploy_id", ""),
+        user=f.text("user", ""),
+        heartbeat_at=f.text("heartbeat_at", None),
+        from_version=f.text("from_version", None),
+        from_digest=f.text("from_digest", None),
+        intent={str(p): intents.sha256(p) for p in intent},
+        jupyter=f.texts("jupyter", []),
+        new_dirs=f.texts("new_dirs", []),
+    )
+
+
 def _seconds_since(stamp: str | None, now: datetime | None) -> float:
     now = now or datetime.now(timezone.utc)
     try:
@@ -272,9 +346,9 @@ def _seconds_since(stamp: str | None, now: datetime | None) -> float:
 
 def _load(raw: bytes, where: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise RecordCorrupt(_corrupt(where, "not valid JSON")) from None
+        data = load_json(raw)
+    except BadDocument as exc:
+        raise RecordCorrupt(_corrupt(where, str(exc))) from None
     if not isinstance(data, dict):
         raise RecordCorrupt(_corrupt(where, "not a JSON object"))
     version = data.get("schema_version", RECORD_SCHEMA)

@@ -15,7 +15,7 @@ from dbx_promote.artifact import Artifact, open_artifact
 from dbx_promote.errors import ArtifactError, DbxPromoteError, ReleaseNotFound
 from dbx_promote.layout import RELEASES_DIR
 from dbx_promote.parallel import run_parallel
-from dbx_promote.record import RELEASE_PART_BYTES, ReleaseRef
+from dbx_promote.record import MAX_RELEASE_PARTS, RELEASE_PART_BYTES, ReleaseRef
 from dbx_promote.state import Folder
 
 
@@ -34,6 +34,11 @@ class ReleaseStore:
         m = artifact.manifest
         name = f"{m.project}-{m.version}-{artifact.digest.split(':')[-1][:12]}.zip"
         parts = max(1, -(-Path(artifact.path).stat().st_size // self.part_bytes))
+        if parts > MAX_RELEASE_PARTS:  # the record could not name it
+            raise ArtifactError(
+                f"{artifact.path.name} needs {parts} release files of {self.part_bytes} "
+                f"bytes, over {MAX_RELEASE_PARTS}; split the project"
+            )
         return ReleaseRef(m.version, artifact.digest, f"{RELEASES_DIR}/{name}", parts)
 
     def store(self, artifact: Artifact, ref: ReleaseRef, known: tuple[ReleaseRef, ...]) -> None:

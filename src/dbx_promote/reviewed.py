@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dbx_promote.bounds import BadDocument, load_json
 from dbx_promote.errors import PlanFileError, StalePlan
 from dbx_promote.plan import Plan
 from dbx_promote.record import utc_now
@@ -52,11 +53,13 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     """Read a saved plan; `PlanFileError` (exit 2) when it is not one."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = load_json(path.read_bytes())
     except FileNotFoundError:
         raise PlanFileError(f"plan file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise PlanFileError(f"{path} is not a dbx-promote plan (not valid JSON)") from None
+    except OSError as exc:
+        raise PlanFileError(f"plan file {path} cannot be read: {exc.strerror}") from None
+    except BadDocument as exc:
+        raise PlanFileError(f"{path} is not a dbx-promote plan ({exc})") from None
     if not isinstance(doc, dict) or doc.get("kind") != "dbx-promote-plan":
         raise PlanFileError(f"{path} is not a dbx-promote plan")
     if doc.get("schema_version") != PLAN_SCHEMA or not isinstance(doc.get("signature"), dict):
