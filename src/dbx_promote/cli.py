@@ -68,6 +68,10 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     )
     if debug:
         _enable_debug_logging()
+    elif not logging.getLogger("databricks.sdk").handlers:
+        # Without a handler, Python prints the SDK's warnings (a host-metadata probe that
+        # failed) to stderr beside our one error line; --debug shows them.
+        logging.getLogger("databricks.sdk").addHandler(logging.NullHandler())
 
 
 def _enable_debug_logging() -> None:

@@ -1,46 +1,115 @@
 """Creating the `Workspace` for an environment: host, auth mode, timeouts.
 
 Host and auth come from the config, then `DBX_PROMOTE_AUTH`, then the SDK's own sources;
-a host that cannot be reached fails in seconds instead of after the SDK's retry budget.
+a host that cannot be reached, or accepts connections and never answers, fails in seconds
+instead of after the SDK's retry budget (see `Timeouts`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 
-from dbx_promote import __version__
+from dbx_promote import __version__, envsettings
 from dbx_promote.config import Environment, env_var_name, environment_host
 from dbx_promote.errors import ConnectionFailed, CredentialsError
 from dbx_promote.workspace import RetryPolicy, Workspace, _short
 
 AUTH_ENV_VAR = "DBX_PROMOTE_AUTH"
 RETRY_TIMEOUT_ENV_VAR = "DBX_PROMOTE_RETRY_TIMEOUT"
+CONNECT_TIMEOUT_ENV_VAR = "DBX_PROMOTE_CONNECT_TIMEOUT"
+# Where the preflight asks its question: cheap, unauthenticated, and already asked by the
+# SDK of every host, so it is neither new traffic nor a new permission.
+PROBE_PATH = "/.well-known/databricks-config"
 
 
-def _preflight(host: str, timeout: float = 5.0) -> None:
-    """Fail in seconds when the host cannot be reached.
+@dataclass(frozen=True)
+class Timeouts:
+    """How long to wait on a workspace, in seconds.
 
-    Without this, the SDK's host-metadata probe retries a refused connection for its
-    whole retry budget (five minutes by default) before saying anything.
+    ``connect``: to connect, then again for the first answer, before anything else is sent
+    (so a host that accepts connections and never answers fails within twice this).
+    ``read``: every request's connect and read timeout (the SDK's ``http_timeout_seconds``).
+    ``retry``: the SDK's budget for retrying one request.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    retry: float = 120.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Timeouts:
+        """The defaults, with `DBX_PROMOTE_CONNECT_TIMEOUT` and `DBX_PROMOTE_RETRY_TIMEOUT`.
+
+        Raises `ConfigError` (exit 2) for a value that is not a number of seconds.
+        """
+        get = partial(envsettings.seconds, environ=environ)
+        return cls(
+            connect=get(CONNECT_TIMEOUT_ENV_VAR, cls.connect),
+            retry=get(RETRY_TIMEOUT_ENV_VAR, cls.retry),
+        )
+
+
+def _preflight(host: str, timeout: float) -> None:
+    """Fail in seconds when the host cannot be reached or does not answer.
+
+    Without this, the SDK's host-metadata probe waits its whole retry budget on a refused
+    connection (minutes), and each request on a host that accepts the connection and never
+    answers. Any HTTP answer will do: what it says is the SDK's business.
     """
     parsed = urlparse(host if "://" in host else f"https://{host}")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not parsed.hostname:
         raise ConnectionFailed(f"'{host}' is not a workspace URL")
+    base = f"{parsed.scheme}://{parsed.netloc}"
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConnectionFailed(f"cannot reach workspace {host}: {reason}") from None
+        with (
+            requests.get(
+                base + PROBE_PATH, timeout=(timeout, timeout), allow_redirects=False, stream=True
+            ) as answer,
+            contextlib.suppress(requests.RequestException),
+        ):
+            # The answer is in; read a little of its body so that closing does not reset
+            # the connection (never all of it: a hostile host may send no end).
+            next(answer.iter_content(64 * 1024), None)
+    except requests.ConnectTimeout:
+        raise ConnectionFailed(
+            f"cannot reach workspace {host}: no connection within {timeout:g} s"
+        ) from None
+    except requests.Timeout:
+        raise ConnectionFailed(
+            f"workspace {host} accepted the connection but did not answer within {timeout:g} s "
+            "(a host that hangs, or a proxy or firewall holding the connection)"
+        ) from None
+    except (requests.RequestException, ValueError) as exc:
+        raise ConnectionFailed(f"cannot reach workspace {host}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The operating system's words for a failed connection ("Connection refused"), found
+    under the layers requests and urllib3 wrap around it."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        linked = [*e.args, getattr(e, "reason", None), e.__cause__, e.__context__]
+        todo.extend(x for x in linked if isinstance(x, BaseException))
+    return type(exc).__name__
 
 
 def connect(
@@ -54,24 +123,24 @@ def connect(
 
     Host and auth come from, in order: the environment's ``host``/``profile``/``auth`` in
     the config, then `DBX_PROMOTE_AUTH`, then the SDK's own sources (`DATABRICKS_*`
-    variables, ~/.databrickscfg). Raises `CredentialsError` or `ConnectionFailed` (exit 2).
+    variables, ~/.databrickscfg). A host that cannot be reached or does not answer fails
+    within twice `Timeouts.connect` (plus the SDK's own probe when only a profile names
+    the host). Raises `CredentialsError`, `ConnectionFailed` or `ConfigError` (exit 2).
     """
+    timeouts = Timeouts.from_env()
     env_host = environment_host(env)
     kwargs = _sdk_config(env, env_host)
     host = env_host or os.environ.get("DATABRICKS_HOST")
     if host:
-        _preflight(host)
-    try:
-        config = Config(**kwargs)
-    except ValueError as exc:
-        raise CredentialsError(_auth_hint(env, exc, kwargs.get("auth_type"))) from None
+        _preflight(host, timeouts.connect)
+    config = _resolve(env, kwargs, timeouts)
     if not config.host:
         raise CredentialsError(
             f"no workspace host for environment '{env.name}': set 'host' in the config, "
             "DATABRICKS_HOST, or a profile"
         )
     if not host:
-        _preflight(config.host)
+        _preflight(config.host, timeouts.connect)
     client = WorkspaceClient(config=config)
     return Workspace(
         client,
@@ -80,6 +149,26 @@ def connect(
         parallel=parallel or env.parallel,
         import_rate=env.import_rate or None,
     )
+
+
+def _resolve(env: Environment, kwargs: dict[str, Any], timeouts: Timeouts) -> Config:
+    """The SDK `Config`, its host-metadata probe bounded by the connect timeout.
+
+    `Config()` asks the host for its metadata with the config's own timeouts and retry
+    budget, and waits all of it on a host that never answers (two minutes and more) before
+    carrying on without; the request timeouts are set once it is done.
+    """
+    try:
+        config = Config(
+            **kwargs,
+            http_timeout_seconds=timeouts.connect,
+            retry_timeout_seconds=math.ceil(timeouts.connect),
+        )
+    except ValueError as exc:
+        raise CredentialsError(_auth_hint(env, exc, kwargs.get("auth_type"))) from None
+    config.http_timeout_seconds = timeouts.read
+    config.retry_timeout_seconds = math.ceil(timeouts.retry)
+    return config
 
 
 def _sdk_config(env: Environment, env_host: str | None) -> dict[str, Any]:
@@ -91,8 +180,6 @@ def _sdk_config(env: Environment, env_host: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "product": "dbx-promote",
         "product_version": __version__,
-        "retry_timeout_seconds": int(os.environ.get(RETRY_TIMEOUT_ENV_VAR, "120")),
-        "http_timeout_seconds": 60,
     }
     if env_host:
         kwargs["host"] = env_host

@@ -14,7 +14,6 @@ The SDK's own waiter is not used: it treats an ordinary failed notebook (run-lev
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 import uuid
@@ -23,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbx_promote import envsettings
 from dbx_promote.config import Environment, EnvTestSettings, join_workspace
 from dbx_promote.errors import (
     ConfigError,
@@ -171,13 +171,7 @@ class PollPolicy:
     def from_env(cls) -> PollPolicy:
         """The default policy, with `DBX_PROMOTE_POLL_MAX_SECONDS` as the longest wait
         between two looks at a run (short notebooks finish sooner than 15 s)."""
-        raw = os.environ.get(POLL_ENV_VAR)
-        try:
-            longest = float(raw) if raw else cls.longest
-        except ValueError:
-            raise ConfigError(f"{POLL_ENV_VAR} must be a number of seconds, not {raw!r}") from None
-        if longest <= 0:
-            raise ConfigError(f"{POLL_ENV_VAR} must be more than 0 seconds")
+        longest = envsettings.seconds(POLL_ENV_VAR, cls.longest)
         return cls(first=min(cls.first, longest), longest=longest)
 
 
