@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,8 +67,6 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _COMPRESS_LEVEL = 6
 _MAX_MANIFEST_SIZE = 64 * 1024 * 1024
-# A deflated entry that claims to expand more than this much is treated as a zip bomb.
-_MAX_RATIO = 1000
 _CHUNK = 1024 * 1024
 
 
@@ -362,10 +360,11 @@ def _verify_zip(zf: zipfile.ZipFile, name: str) -> Manifest:
             )
         if info.flag_bits & 0x1:
             raise ArtifactError(f"{name}: entry {entry!r} is encrypted; refusing the artifact")
+        # Only what an entry declares is ever decompressed, so a bomb is an entry that
+        # declares more than a build may store; a ratio test would also refuse a notebook
+        # of the same size that merely compresses well (one the build itself made).
         limit = _MAX_MANIFEST_SIZE if entry == MANIFEST_NAME else MAX_OBJECT_SIZE
-        if info.file_size > limit or (
-            info.file_size > _CHUNK and info.file_size > _MAX_RATIO * max(info.compress_size, 1)
-        ):
+        if info.file_size > limit:
             raise ArtifactError(
                 f"{name}: entry {entry!r} declares {info.file_size} bytes from "
                 f"{info.compress_size} compressed (zip bomb?); refusing the artifact"
@@ -595,8 +594,8 @@ def build_artifact(
 ) -> Artifact:
     """Discover, validate and package ``options.source`` into ``out_dir/<project>-<version>.zip``.
 
-    The zip is written to a temporary file and moved into place, so a failed build never
-    leaves a partial artifact; the result is re-opened and verified before it is returned.
+    The zip is written to a temporary file, verified, and only then moved into place, so a
+    failed build never leaves an artifact, partial or refused, under the final name.
 
     :param options: what to build.
     :param out_dir: the folder for the artifact (created if missing).
@@ -641,8 +640,14 @@ def build_artifact(
             for obj in objects:
                 _write_object(zf, _zip_info(CONTENT_DIR + obj.path, date), obj)
         os.chmod(tmp, 0o644)
+        # Verified before it is named: dist/ never holds an artifact that verify refuses.
+        built = open_artifact(tmp)
         os.replace(tmp, target)
+    except ArtifactError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = str(exc).replace(tmp.name, target.name)
+        raise BuildError(f"the built zip does not verify, so it was not kept: {reason}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return open_artifact(target)
+    return replace(built, path=target)

@@ -35,6 +35,7 @@ from dbx_promote.layout import ENVIRONMENT_NOTEBOOK
 __all__ = [
     "ALLOW_SECRET_MARKER",
     "DEFAULT_INCLUDE",
+    "MAX_NOTEBOOK_READ",
     "MAX_OBJECT_SIZE",
     "RESERVED_WORKSPACE_PATHS",
     "SourceObject",
@@ -49,6 +50,9 @@ __all__ = [
 
 #: The workspace import API refuses content above 10 MB.
 MAX_OBJECT_SIZE = 10 * 1024 * 1024
+#: An .ipynb is judged by what is stored: without its outputs when they are stripped.
+#: It is read (and parsed) whole to strip them, so what is read at all is bounded too.
+MAX_NOTEBOOK_READ = 256 * 1024 * 1024
 
 #: A line holding this text is never reported by the credential scan.
 ALLOW_SECRET_MARKER = "dbx-promote: allow-secret"
@@ -350,7 +354,9 @@ def _classify(
     if problem:
         problems.append(f"{relpath}: the workspace cannot hold this path: {problem}")
     if len(stored) > MAX_OBJECT_SIZE:
-        problems.append(f"{relpath}: {len(stored)} bytes, over the workspace's 10 MB import limit")
+        problems.append(
+            _too_large(relpath, len(stored), MAX_OBJECT_SIZE, stripped=stored is not data)
+        )
     obj = SourceObject(
         path=relpath,
         workspace_path=workspace_path,
@@ -363,6 +369,18 @@ def _classify(
         strip_outputs=strip_outputs and fmt == "JUPYTER",
     )
     return obj, problems
+
+
+def _read_limit(relpath: str, strip_outputs: bool) -> int:
+    stripped = strip_outputs and relpath.endswith(".ipynb")
+    return MAX_NOTEBOOK_READ if stripped else MAX_OBJECT_SIZE
+
+
+def _too_large(relpath: str, size: int, limit: int, *, stripped: bool = False) -> str:
+    if limit == MAX_NOTEBOOK_READ:
+        return f"{relpath}: {size} bytes, more than {limit} bytes to read and strip"
+    what = " without its outputs" if stripped else ""
+    return f"{relpath}: {size} bytes{what}, over the workspace's 10 MB import limit"
 
 
 def _collisions(objects: Iterable[SourceObject]) -> list[str]:
@@ -415,9 +433,9 @@ def discover(
         if not file.is_file():
             problems.append(f"{relpath}: not a regular file")
             continue
-        size = file.stat().st_size
-        if size > MAX_OBJECT_SIZE:
-            problems.append(f"{relpath}: {size} bytes, over the workspace's 10 MB import limit")
+        size, limit = file.stat().st_size, _read_limit(relpath, strip_outputs)
+        if size > limit:
+            problems.append(_too_large(relpath, size, limit))
             continue
         try:
             data = file.read_bytes()
