@@ -192,6 +192,7 @@ def _deploy_options(
     plan_out: str | None,
     force: bool = False,
     no_bulk: bool = False,
+    adopt: bool = False,
 ) -> Any:
     from dbx_promote.deploy import DeployOptions
     from dbx_promote.errors import BadInput
@@ -210,6 +211,7 @@ def _deploy_options(
         reviewed_plan=load_plan(plan) if plan else None,
         skip_requires=skip_requires,
         no_bulk=no_bulk,
+        adopt=adopt,
     )
 
 
@@ -278,6 +280,12 @@ def _deploy_flags(fn: Any) -> Any:
             *_test_flags(),
             *_lock_flags(),
             _NO_BULK,
+            click.option(
+                "--adopt",
+                is_flag=True,
+                help="Take over a folder whose record names another project or "
+                "environment (recorded in its record and history).",
+            ),
             click.option("--output", type=click.Choice(["text", "json"]), default="text"),
         ]
     ):
@@ -305,6 +313,7 @@ def deploy_cmd(
     break_lock: bool,
     force: bool,
     no_bulk: bool,
+    adopt: bool,
     output: str,
     skip_requires: bool,
 ) -> None:
@@ -318,7 +327,9 @@ def deploy_cmd(
     config = _config(app, env_name)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(env_name))
-    options = _deploy_options(dry_run, break_lock, plan, skip_requires, plan_out, force, no_bulk)
+    options = _deploy_options(
+        dry_run, break_lock, plan, skip_requires, plan_out, force, no_bulk, adopt
+    )
     if skip_requires:
         app.err.print(
             f"[bold red]--skip-requires: deploying to '{env_name}' without the "
@@ -368,6 +379,7 @@ def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, outpu
         break_lock=False,
         force=False,
         no_bulk=False,
+        adopt=False,
         output=output,
         skip_requires=False,
     )
@@ -396,6 +408,7 @@ def promote_cmd(
     break_lock: bool,
     force: bool,
     no_bulk: bool,
+    adopt: bool,
     output: str,
     yes: bool,
 ) -> None:
@@ -408,7 +421,7 @@ def promote_cmd(
     config = _config(app, from_env, to_env)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(to_env))
-    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force, no_bulk)
+    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force, no_bulk, adopt)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
             raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
@@ -416,7 +429,7 @@ def promote_cmd(
             config,
             from_env,
             to_env,
-            _deploy_options(True, False, None, False, None),
+            _deploy_options(True, False, None, False, None, adopt=adopt),
             connect=app.connect,
         )
         _render_plan(app, preview)

@@ -604,15 +604,18 @@ def _check_roots_apart(envs: dict[str, Environment], problems: list[str]) -> Non
     """Two environments in one folder, or one inside another, would delete each other's
     notebooks as unowned leftovers; refuse it (unless they sit in different workspaces)."""
 
+    from dbx_promote.ownership import USER, roots_may_meet
+
     items = sorted(envs.values(), key=lambda e: e.name)
     for i, a in enumerate(items):
         for b in items[i + 1 :]:
-            if environment_host(a) != environment_host(b) or "{user}" in a.root + b.root:
+            if environment_host(a) != environment_host(b):
                 continue
             ra, rb = normalize_workspace_path(a.root), normalize_workspace_path(b.root)
-            if ra == rb or rb.startswith(ra + "/") or ra.startswith(rb + "/"):
+            if roots_may_meet(ra, rb):
+                some = f" for some {USER}" if USER in ra + rb else ""
                 problems.append(
-                    f"environments '{a.name}' and '{b.name}' share a folder ({ra}, {rb}); "
+                    f"environments '{a.name}' and '{b.name}' share a folder{some} ({ra}, {rb}); "
                     "give each its own root"
                 )
 

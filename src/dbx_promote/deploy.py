@@ -48,6 +48,7 @@ from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
 from dbx_promote.lock import HEARTBEAT_SECONDS, DeployLock, LockRules, new_lock, remove_stale
+from dbx_promote.ownership import Owner, adoption_note, check_owner
 from dbx_promote.parallel import together
 from dbx_promote.plan import Adopted, Plan, make_plan
 from dbx_promote.ports import WorkspaceApi
@@ -82,6 +83,8 @@ class DeployOptions:
     reason: str = ""  # why, for the history (e.g. the failed tests behind a rollback)
     # Import new folders one object at a time even where one directory import could.
     no_bulk: bool = False
+    # Take over a folder whose record names another project or environment (ownership.py).
+    adopt: bool = False
 
 
 @dataclass
@@ -106,6 +109,7 @@ class DeployResult:
     rolled_back_to: str | None = None
     rollback_error: str | None = None
     bulk: BulkOutcome = field(default_factory=BulkOutcome)
+    adopted_from: Owner | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +130,7 @@ class DeployResult:
             "tests": self.tests.to_dict() if self.tests else None,
             "rolled_back_to": self.rolled_back_to,
             "permissions": self.plan.permissions.to_json() if self.plan.permissions else None,
+            "adopted_from": self.adopted_from.to_dict() if self.adopted_from else None,
             "bulk": {
                 "imports": self.bulk.imports,
                 "refused": self.bulk.refused,
@@ -316,6 +321,7 @@ class Run:
         self.held: DeployLock | None = None
         # What the latest plan was made from (under the lock: what apply trusts).
         self.listing: list[RemoteObject] = []
+        self.adopting: Owner | None = None  # the owner --adopt takes the folder from
 
     def execute(self) -> DeployResult:
         d, options = self.deployer, self.options
@@ -329,9 +335,10 @@ class Run:
                 self.target, plan, dry_run=options.dry_run, kind=options.kind
             )
             self._gate(plan)
+            result.adopted_from = self.adopting
             if options.dry_run:
                 return d.finish(result)
-            if plan.is_noop:
+            if plan.is_noop and self.adopting is None:
                 if lock is not None and not self._is_ours(lock):
                     remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
                 result.noop = True
@@ -368,6 +375,7 @@ class Run:
         with ThreadPoolExecutor(max_workers=1) as pool:
             later = pool.submit(folder.listing)
             record = folder.read_record()
+            self._check_owner(record)  # before the early lock, the first write
             if record is not None and record.lock_left:
                 lock = folder.read_lock()
             elif not self.options.dry_run and record and record.digest != self.target.digest:
@@ -387,6 +395,7 @@ class Run:
         return {"break_lock": self.options.break_lock, "force": self.options.force}
 
     def _plan(self, record: Record | None, listing: list[RemoteObject]) -> Plan:
+        self._check_owner(record)  # every record read, under the lock too
         self.listing = listing
         plan, _ = self.deployer.plan(
             self.target, record=record, listing=listing, adopted=self.adopted
@@ -394,6 +403,14 @@ class Run:
         for step in self.deployer.steps:
             plan = step.extend_plan(self, plan)
         return plan
+
+    def _check_owner(self, record: Record | None) -> None:
+        d = self.deployer
+        mine = Owner(self.target.project, d.env.name)
+        adopting = check_owner(record, d.root, mine, adopt=self.options.adopt)
+        if adopting is not None and adopting != self.adopting:
+            d.events.warning(f"--adopt: {d.root} is {adoption_note(adopting, mine)}")
+        self.adopting = adopting
 
     def _gate(self, plan: Plan) -> None:
         if self.options.reviewed_plan is not None:
@@ -572,10 +589,16 @@ class Run:
             skip_requires=self.options.skip_requires,
             bulk_refused=applied.bulk.refused,
         )
-        record = replace(record, deploy_id=self.deploy_id)
-        entry = commit.entry(
-            self.target, record.kind, "succeeded", self.options.reason, at=record.deployed_at
+        reason, adopted = self.options.reason, self.adopting
+        if adopted is not None:
+            note = adoption_note(adopted, Owner(self.target.project, self.deployer.env.name))
+            reason = f"{reason}; {note}" if reason else note
+        record = replace(
+            record,
+            deploy_id=self.deploy_id,
+            adopted_from=adopted.to_dict() if adopted else None,
         )
+        entry = commit.entry(self.target, record.kind, "succeeded", reason, at=record.deployed_at)
         held = self.held
         commit.write(
             record,

@@ -80,6 +80,10 @@ class RecordCorrupt(BadInput):
     """A record file in the workspace cannot be parsed."""
 
 
+class FolderOwned(BadInput):
+    """The folder's record names another project or environment (hand it over: --adopt)."""
+
+
 class LockoutRefused(BadInput):
     """The configured permissions would leave the deploying principal without CAN_MANAGE."""
 

@@ -116,6 +116,8 @@ class Record:
     tests: dict[str, Any] | None = None
     # This workspace refused a directory import once: later deploys import one by one.
     bulk_refused: bool = False
+    # The owner (project, env) this deploy took the folder from with --adopt.
+    adopted_from: dict[str, str] | None = None
 
     @property
     def release(self) -> ReleaseRef | None:
@@ -175,6 +177,7 @@ def _record_from(f: Fields) -> Record:
         lock_left=f.text("lock_left", None),
         tests=f.mapping("tests", None),
         bulk_refused=f.flag("bulk_refused", False),
+        adopted_from=f.mapping("adopted_from", None),
     )
 
 

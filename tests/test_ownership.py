@@ -1,0 +1,162 @@
+"""A folder belongs to the project and environment its record names (issue 13, item 1).
+
+Another project's config pointing at an existing root, or a `{user}` root that expands to
+another environment's root, is refused before the first write (exit 2, naming the owner);
+a hand-over is explicit, `--adopt`, and the record and history keep it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbx_promote.config import load_config
+from dbx_promote.deploy import DeployOptions, target_from_artifact
+from dbx_promote.emulator import Emulator
+from dbx_promote.errors import ConfigError, FolderOwned
+from dbx_promote.ownership import roots_may_meet
+
+from cli_helpers import assert_error, run_cli
+from deploy_helpers import V1, V2, build, deploy, deployer, environment, managed_state
+
+ROOT = "/Shared/app/test"
+RECORD = f"{ROOT}/.dbx-promote/deployment.json"
+HISTORY = f"{ROOT}/.dbx-promote/history.json"
+
+
+def config(tmp: Path, project: str) -> Path:
+    """A config of ``project`` whose environment `test` is the shared folder."""
+    path = tmp / f"{project}.yml"
+    path.write_text(f"project: {project}\nsource: src\nenvironments:\n  test:\n    root: {ROOT}\n")
+    return path
+
+
+def writes(emu: Emulator, since: int) -> list[dict[str, Any]]:
+    return [r for r in emu.request_log()[since:] if r["method"] != "GET"]
+
+
+@pytest.fixture
+def owned(emulator: Emulator, fake_clock: Any, tmp_path: Path) -> Emulator:
+    """ROOT deployed by project `app`, environment `test`."""
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0", project="app"))
+    return emulator
+
+
+def test_another_project_is_refused_before_any_write_naming_the_owner(
+    owned: Emulator, tmp_path: Path
+) -> None:
+    intruder = build(tmp_path, V2, "9.9.9", project="intruder")
+    before, start = managed_state(owned), len(owned.request_log())
+
+    for extra in ((), ("--dry-run",)):
+        result = run_cli(
+            config(tmp_path, "intruder"),
+            "deploy",
+            str(intruder.path),
+            "--env",
+            "test",
+            *extra,
+            host=owned.url,
+        )
+        assert_error(result, 2, ROOT, "project 'app', environment 'test'", "1.0.0", "--adopt")
+    assert writes(owned, start) == []
+    assert managed_state(owned) == before
+
+
+def test_adopt_hands_the_folder_over_and_the_record_and_history_say_so(
+    owned: Emulator, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, "intruder")
+    intruder = build(tmp_path, V2, "9.9.9", project="intruder")
+    args = ("deploy", str(intruder.path), "--env", "test", "--output", "json")
+
+    dry = run_cli(cfg, *args, "--adopt", "--dry-run", host=owned.url)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["adopted_from"] == {"project": "app", "env": "test"}
+    assert "--adopt" in dry.stderr  # a warning: this takes the folder over
+
+    done = run_cli(cfg, *args, "--adopt", host=owned.url)
+
+    assert done.returncode == 0, done.stderr
+    record = json.loads(owned.read(RECORD))
+    assert (record["project"], record["version"]) == ("intruder", "9.9.9")
+    assert record["adopted_from"] == {"project": "app", "env": "test"}
+    latest = json.loads(owned.read(HISTORY))["deployments"][0]
+    assert "adopted from project 'app', environment 'test' (--adopt)" in latest["detail"]
+    # Handed over: the new owner deploys without --adopt; the old one is refused.
+    assert run_cli(cfg, *args[:4], host=owned.url).returncode == 0
+    own = build(tmp_path, V2, "2.0.0", project="app")
+    old = run_cli(config(tmp_path, "app"), "deploy", str(own.path), "--env", "test", host=owned.url)
+    assert_error(old, 2, "project 'intruder'")
+
+
+def test_an_adopt_of_the_same_release_is_still_recorded(
+    owned: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    """The artifact already runs there, but under another environment: not a no-op."""
+    same = build(tmp_path, V1, "1.0.0", project="app")
+    d = deployer(owned, fake_clock, replace(environment(), name="staging"))
+    target = target_from_artifact(same, d.env, d.user)
+
+    with pytest.raises(FolderOwned):
+        d.deploy(target)
+    result = d.deploy(target, DeployOptions(adopt=True))
+
+    assert not result.noop
+    assert json.loads(owned.read(RECORD))["env"] == "staging"
+
+
+def test_a_user_root_that_expands_to_another_environments_root_is_refused(
+    emulator: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    test_root = f"/Shared/app/{emulator.user}"
+    v1 = build(tmp_path, V1, "1.0.0")
+    deploy(emulator, fake_clock, v1, env=environment(root=test_root))
+    d = deployer(emulator, fake_clock, replace(environment(root="/Shared/app/{user}"), name="dev"))
+    assert d.root == test_root
+    start = len(emulator.request_log())
+
+    with pytest.raises(FolderOwned, match="environment 'test'"):
+        d.deploy(target_from_artifact(v1, d.env, d.user), DeployOptions(dry_run=True))
+    with pytest.raises(FolderOwned):
+        d.deploy(target_from_artifact(build(tmp_path, V2, "2.0.0"), d.env, d.user))
+    assert writes(emulator, start) == []
+    environment_nb = emulator.read(f"{test_root}/_environment").decode()
+    assert "'test'" in environment_nb or '"test"' in environment_nb
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "meet"),
+    [
+        ("/Shared/x/{user}", "/Shared/x/test", True),
+        ("/Shared/x/{user}", "/Shared/x", True),  # test would hold every dev folder
+        ("/Shared/x", "/Shared/x/{user}/app", True),
+        ("/Shared/x/dev-{user}", "/Shared/x/dev-ci", True),
+        ("/Shared/x/dev-{user}", "/Shared/x/test", False),
+        ("/Users/{user}/app", "/Shared/app/test", False),
+        ("/Users/{user}/app", "/Users/{user}/app", True),
+        ("/Users/{user}/app", "/Users/{user}/app-sandbox", False),
+        ("/Shared/app/test", "/Shared/app/prod", False),
+        ("/Shared/app", "/Shared/app/prod", True),
+    ],
+)
+def test_roots_that_can_be_one_folder_for_some_user(a: str, b: str, meet: bool) -> None:
+    assert roots_may_meet(a, b) is meet
+    assert roots_may_meet(b, a) is meet
+
+
+def test_the_config_refuses_a_user_root_that_can_expand_to_another_root(tmp_path: Path) -> None:
+    path = tmp_path / "dbx-promote.yml"
+    path.write_text(
+        "project: app\nenvironments:\n"
+        "  dev: {root: '/Shared/x/{user}'}\n  test: {root: /Shared/x/test}\n"
+    )
+
+    with pytest.raises(ConfigError, match="'dev' and 'test' share a folder for some"):
+        load_config(path)
+    result = run_cli(path, "status", "--env", "test", host=None)
+    assert_error(result, 2, "share a folder for some {user}")
