@@ -225,6 +225,8 @@ def is_safe_relative(path: str) -> bool:
         and not path.startswith("/")
         and "\\" not in path
         and all(part not in ("", ".", "..") for part in path.split("/"))
+        # A control character would turn one line of output into two, or into escapes.
+        and not any(ord(c) < 32 or ord(c) == 127 for c in path)
     )
 
 
