@@ -245,3 +245,33 @@ def test_a_record_round_trips_through_the_bounded_reader(
     record = Record.from_json(raw, where=RECORD)
 
     assert record.to_json() == raw
+
+
+@pytest.mark.parametrize(
+    "tests",
+    [
+        {"tests": [1]},
+        {"tests": [{"notebook": "a", "status": "x", "cases": [7]}]},
+        {"tests": [{"notebook": "a", "status": "x", "duration_s": "slow"}]},
+        {"outcome": None, "tests": "all"},
+    ],
+)
+def test_hand_edited_test_results_in_the_record_are_one_line_not_a_crash(
+    tests: dict[str, Any], emulator: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"))
+    doc = json.loads(emulator.read(RECORD))
+    doc["tests"] = {"env": "test", "version": "1.0.0", "digest": doc["digest"], **tests}
+    doc["tests"].setdefault("outcome", "passed")
+    emulator.hand_edit(RECORD, json.dumps(doc).encode())
+    cfg = tmp_path / "tested.yml"
+    cfg.write_text(
+        CONFIG + "    tests: {notebooks: ['etl/*'], compute: {serverless: true}}\n"
+        "  prod:\n    root: /Shared/app/prod\n    requires: test\n"
+    )
+
+    for args in (
+        ("status", "--env", "test"),
+        ("promote", "--from", "test", "--to", "prod", "--yes", "--dry-run"),
+    ):
+        assert_error(run_cli(cfg, *args, host=emulator.url), 2, "tests in the record")

@@ -160,3 +160,49 @@ def test_the_config_refuses_a_user_root_that_can_expand_to_another_root(tmp_path
         load_config(path)
     result = run_cli(path, "status", "--env", "test", host=None)
     assert_error(result, 2, "share a folder for some {user}")
+
+
+def test_promote_into_another_projects_folder_is_refused_unless_adopted(
+    emulator: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    prod = "/Shared/app/prod"
+    deploy(
+        emulator,
+        fake_clock,
+        build(tmp_path, V1, "0.1.0", project="legacy"),
+        env=replace(environment(root=prod), name="prod"),
+    )
+    deploy(emulator, fake_clock, build(tmp_path, V2, "2.0.0", project="app"))
+    cfg = tmp_path / "dbx-promote.yml"
+    cfg.write_text(
+        f"project: app\nsource: src\nenvironments:\n  test: {{root: {ROOT}}}\n"
+        f"  prod: {{root: {prod}, requires: test}}\n"
+    )
+    args = ("promote", "--from", "test", "--to", "prod", "--yes")
+    start = len(emulator.request_log())
+
+    assert_error(run_cli(cfg, *args, host=emulator.url), 2, "project 'legacy'", "--adopt")
+    assert writes(emulator, start) == []
+    assert run_cli(cfg, *args, "--adopt", host=emulator.url).returncode == 0
+    record = json.loads(emulator.read(f"{prod}/.dbx-promote/deployment.json"))
+    assert record["adopted_from"] == {"project": "legacy", "env": "prod"}
+    assert record["kind"] == "promote"
+
+
+def test_the_tests_of_one_environment_do_not_run_in_another_environments_folder(
+    emulator: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    """`test --env dev` would record its outcome in test's record."""
+    root = f"/Shared/app/{emulator.user}"
+    deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"), env=environment(root=root))
+    cfg = tmp_path / "dbx-promote.yml"
+    cfg.write_text(
+        "project: app\nsource: src\nenvironments:\n  dev:\n    root: '/Shared/app/{user}'\n"
+        "    tests: {notebooks: ['etl/*'], compute: {serverless: true}}\n"
+    )
+    start = len(emulator.request_log())
+
+    result = run_cli(cfg, "test", "--env", "dev", host=emulator.url)
+
+    assert_error(result, 2, "environment 'test'")
+    assert writes(emulator, start) == []

@@ -36,6 +36,7 @@ from dbx_promote.errors import (
     RequiresNotMet,
 )
 from dbx_promote.lock import LockState, judge
+from dbx_promote.ownership import Owner, check_owner
 from dbx_promote.parallel import together
 from dbx_promote.permissions import PermissionsPlan
 from dbx_promote.permissions_step import permissions_status, steps_for
@@ -253,6 +254,8 @@ def run_tests(
     record = deployer.read_record()
     if record is None:
         raise ReleaseNotFound(f"nothing is deployed in '{env_name}' yet; deploy a release first")
+    # The outcome is written into this record: it must be this environment's folder.
+    check_owner(record, deployer.root, Owner(record.project, env_name), adopt=False)
     lock = deployer.read_lock()
     if lock is not None:
         raise LockHeld(f"a deploy to '{env_name}' is under way ({lock.describe()}); test after it")

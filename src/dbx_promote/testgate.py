@@ -47,7 +47,8 @@ def recorded_outcome(record: Record | None) -> SuiteResult | None:
         return None
     try:
         outcome = SuiteResult.from_dict(record.tests)
-    except (KeyError, TypeError, ValueError) as exc:
+    # AttributeError: a hand-edited entry that is not an object (`"tests": [1]`).
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RecordCorrupt(
             f"the tests in the record of '{record.env}' are unreadable ({exc}); rerun "
             f"`dbx-promote test --env {record.env}`"
