@@ -242,3 +242,21 @@ def test_status_check_fails_when_the_last_tests_did_not_pass(cli, tmp_path):
     code, out, err = cli("status", "--check", "--env", "test")
     assert code == 1, out + err
     assert "FAIL  test: tests: the last tests of 2.0.0 did not pass: 1 of 2 tests failed" in out
+
+
+def test_promote_skip_requires_is_the_loud_recorded_emergency_exit(
+    config, connect, tmp_path, emulator: Emulator
+):
+    from cli_helpers import run_cli
+
+    v2 = release(tmp_path, V2, "2.0.0")
+    assert deploy(config, connect, v2).tests.outcome == "failed"  # type: ignore[union-attr]
+    cfg = tmp_path / "dbx-promote.yml"
+    refused = run_cli(cfg, "promote", "--from", "test", "--to", "prod", "--yes", host=emulator.url)
+    assert refused.returncode == 1 and "did not: 1 of 2 tests failed" in refused.stderr
+    args = ("promote", "--from", "test", "--to", "prod", "--yes", "--skip-requires", "--no-test")
+    result = run_cli(cfg, *args, host=emulator.url)
+    assert result.returncode == 0, result.stderr
+    assert "--skip-requires: deploying to 'prod'" in result.stderr
+    prod = operations.status(config, "prod", connect=connect).record
+    assert prod is not None and (prod.version, prod.skip_requires) == ("2.0.0", True)

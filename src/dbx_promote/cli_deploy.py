@@ -215,6 +215,18 @@ def _deploy_options(
     )
 
 
+_SKIP_REQUIRES = click.option(
+    "--skip-requires", is_flag=True, help="Emergency only: ignore 'requires' (recorded)."
+)
+
+
+def _warn_skip_requires(app: AppContext, env_name: str) -> None:
+    app.err.print(
+        f"[bold red]--skip-requires: deploying to '{env_name}' without the "
+        "'requires' check; this is written into the record[/bold red]"
+    )
+
+
 _NO_BULK = click.option(
     "--no-bulk",
     is_flag=True,
@@ -299,7 +311,7 @@ def _deploy_flags(fn: Any) -> Any:
 )
 @click.option("--env", "env_name", required=True, help="Environment from the config.")
 @_deploy_flags
-@click.option("--skip-requires", is_flag=True, help="Emergency only: ignore 'requires' (recorded).")
+@_SKIP_REQUIRES
 @click.pass_obj
 def deploy_cmd(
     app: AppContext,
@@ -331,10 +343,7 @@ def deploy_cmd(
         dry_run, break_lock, plan, skip_requires, plan_out, force, no_bulk, adopt
     )
     if skip_requires:
-        app.err.print(
-            f"[bold red]--skip-requires: deploying to '{env_name}' without the "
-            "'requires' check; this is written into the record[/bold red]"
-        )
+        _warn_skip_requires(app, env_name)
     source: Any = (
         nullcontext(open_artifact(artifact_path))
         if artifact_path
@@ -395,6 +404,7 @@ def diff_cmd(ctx: click.Context, artifact_path: str | None, env_name: str, outpu
 @click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
 )
+@_SKIP_REQUIRES
 @click.pass_obj
 def promote_cmd(
     app: AppContext,
@@ -411,6 +421,7 @@ def promote_cmd(
     adopt: bool,
     output: str,
     yes: bool,
+    skip_requires: bool,
 ) -> None:
     """Deploy the artifact verified (and tested) in --from to --to: the same bytes,
     digest-checked; then run the tests of --to."""
@@ -421,7 +432,11 @@ def promote_cmd(
     config = _config(app, from_env, to_env)
     tests = DeployTests(app, output, no_test, junit)
     tests.warn_skipped(config.environment(to_env))
-    options = _deploy_options(dry_run, break_lock, plan, False, plan_out, force, no_bulk, adopt)
+    options = _deploy_options(
+        dry_run, break_lock, plan, skip_requires, plan_out, force, no_bulk, adopt
+    )
+    if skip_requires:
+        _warn_skip_requires(app, to_env)
     if not dry_run and not yes and not plan:
         if not sys.stdin.isatty():
             raise BadInput("promote changes another environment: pass --yes (no terminal to ask)")
