@@ -14,7 +14,7 @@ from dbx_promote.config import Config, load_config
 from dbx_promote.deploy import DeployOptions
 from dbx_promote.emulator import Emulator
 from dbx_promote.envtests import PollPolicy
-from dbx_promote.errors import ConfigError, RequiresNotMet
+from dbx_promote.errors import ConfigError, LockHeld, RequiresNotMet
 from dbx_promote.operations import TestOptions
 from dbx_promote.workspace import RetryPolicy, Workspace
 from test_cli_envtests import one_error_line, run_main
@@ -140,6 +140,50 @@ def test_running_the_tests_again_records_them_and_a_pass_opens_the_gate(config, 
     assert promote(config, connect).verified
 
 
+def plant_lock(client, started_at: str, deploy_id: str = "d-other") -> None:
+    from databricks.sdk.service.workspace import ImportFormat
+
+    from dbx_promote.record import Lock
+
+    lock = Lock(
+        holder="agent@example.com", started_at=started_at, host="agent-7", pid=1,
+        version="1.1.0", digest="sha256:" + "0" * 64, deploy_id=deploy_id,
+    )  # fmt: skip
+    client.workspace.upload(
+        "/Shared/app/test/.dbx-promote/lock.json",
+        lock.to_json(),
+        format=ImportFormat.AUTO,
+        overwrite=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("started_at", "refusal"),
+    [
+        ("2999-01-01T00:00:00Z", "a deploy to 'test' is under way (agent@example.com on agent-7"),
+        ("2020-01-01T00:00:00Z", "a deploy to 'test' was interrupted (its heartbeat is"),
+    ],
+)
+def test_tests_refuse_a_running_or_interrupted_deploy(
+    config, connect, tmp_path, workspace_client, started_at, refusal
+):
+    deploy(config, connect, release(tmp_path, V1, "1.0.0"), tests=TestOptions(run=False))
+    plant_lock(workspace_client, started_at)
+    with pytest.raises(LockHeld) as refused:
+        operations.run_tests(config, "test", connect=connect, policy=FAST.policy)
+    assert str(refused.value).startswith(refusal), str(refused.value)
+
+
+def test_a_committed_deploys_left_over_lock_does_not_stop_the_tests(
+    config, connect, tmp_path, workspace_client
+):
+    deploy(config, connect, release(tmp_path, V1, "1.0.0"), tests=TestOptions(run=False))
+    record = operations.status(config, "test", connect=connect).record
+    assert record is not None
+    plant_lock(workspace_client, "2999-01-01T00:00:00Z", deploy_id=record.deploy_id)
+    assert operations.run_tests(config, "test", connect=connect, policy=FAST.policy).passed
+
+
 def test_a_failed_smoke_test_rolls_prod_back_exactly_to_the_previous_release(
     config, connect, tmp_path, emulator
 ):
@@ -157,15 +201,43 @@ def test_a_failed_smoke_test_rolls_prod_back_exactly_to_the_previous_release(
     kinds = [
         (e.kind, e.version, e.outcome) for e in operations.history(config, "prod", connect=connect)
     ]
-    assert kinds[:3] == [
+    # The restored release's smoke tests run again: Prod is proven to work on it.
+    assert kinds[:4] == [
+        ("test", "1.0.0", "passed"),
         ("rollback", "1.0.0", "succeeded"),
         ("test", "3.0.0", "failed"),
         ("promote", "3.0.0", "succeeded"),
     ]
-    reason = operations.history(config, "prod", connect=connect)[0].detail
+    assert result.rollback_tests is not None and result.rollback_tests.passed
+    assert result.to_dict()["rollback_tests"]["outcome"] == "passed"
+    assert record.tests is not None and record.tests["outcome"] == "passed"
+    reason = operations.history(config, "prod", connect=connect)[1].detail
     assert reason.startswith(
         "tests failed after promote of 3.0.0: 1 of 1 test failed: tests/smoke_orders"
     )
+
+
+def test_a_restored_release_whose_smoke_tests_fail_too_is_reported_not_rolled_back_again(
+    config, connect, tmp_path, cli
+):
+    deploy(config, connect, release(tmp_path, V1, "1.0.0"))
+    promote(config, connect)
+    deploy(config, connect, release(tmp_path, V3, "3.0.0"))
+    # Prod's settings change under it: the restored 1.0.0 is deployed with an empty catalog.
+    config.path.write_text(
+        CONFIG.replace("parameters: {catalog: main}", 'parameters: {catalog: ""}')
+    )
+    code, _, err = cli("promote", "--from", "test", "--to", "prod", "--yes")
+    assert code == 1
+    assert one_error_line(err).endswith(
+        "; rolled back to 1.0.0, whose tests fail too: tests/smoke_orders "
+        "(AssertionError: {'catalog': ''}); the environment needs a fix"
+    )
+    history = operations.history(config, "prod", connect=connect)
+    assert [(e.kind, e.version, e.outcome) for e in history[:2]] == [
+        ("test", "1.0.0", "failed"),
+        ("rollback", "1.0.0", "succeeded"),
+    ]
 
 
 def test_without_a_previous_release_the_new_one_stays_and_says_so(config, connect, tmp_path):
@@ -222,7 +294,7 @@ def test_cli_smoke_failure_in_prod_rolls_back_and_says_so(cli, tmp_path):
     assert code == 1
     line = one_error_line(err)
     assert line.startswith("error: smoke tests failed in prod: tests/smoke_orders (AssertionError")
-    assert line.endswith("; rolled back to 1.0.0")
+    assert line.endswith("; rolled back to 1.0.0, whose tests pass again")
     code, out, _ = cli("status", "--env", "prod", "--output", "json")
     assert json.loads(out)["version"] == "1.0.0"
 

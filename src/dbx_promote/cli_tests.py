@@ -175,13 +175,23 @@ class DeployTests:
         if suite.passed or suite.outcome == SKIPPED:
             return
         if result.rolled_back_to or result.rollback_error:
-            then = (
-                f"rolled back to {result.rolled_back_to}"
-                if result.rolled_back_to
-                else f"{result.rollback_error}; {result.version} stays deployed"
-            )
+            then = _after_rollback(result)
             raise TestsFailed(f"smoke tests failed in {result.env}: {suite.failures()}; {then}")
         raise TestsFailed(f"{done}; {suite.summary()}")
+
+
+def _after_rollback(result: DeployResult) -> str:
+    if not result.rolled_back_to:
+        return f"{result.rollback_error}; {result.version} stays deployed"
+    again = result.rollback_tests
+    if again is None or again.passed or again.outcome == SKIPPED:
+        return f"rolled back to {result.rolled_back_to}" + (
+            ", whose tests pass again" if again is not None and again.passed else ""
+        )
+    return (
+        f"rolled back to {result.rolled_back_to}, whose tests fail too: {again.failures()}; "
+        "the environment needs a fix"
+    )
 
 
 @click.command("test")

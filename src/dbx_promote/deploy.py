@@ -107,6 +107,8 @@ class DeployResult:
     # Set by the environment's tests after the deploy (testgate.py).
     tests: SuiteResult | None = None
     rolled_back_to: str | None = None
+    # The restored release's tests, run again after an automatic rollback.
+    rollback_tests: SuiteResult | None = None
     rollback_error: str | None = None
     bulk: BulkOutcome = field(default_factory=BulkOutcome)
     adopted_from: Owner | None = None
@@ -131,6 +133,7 @@ class DeployResult:
             "rolled_back_to": self.rolled_back_to,
             "permissions": self.plan.permissions.to_json() if self.plan.permissions else None,
             "adopted_from": self.adopted_from.to_dict() if self.adopted_from else None,
+            "rollback_tests": self.rollback_tests.to_dict() if self.rollback_tests else None,
             "bulk": {
                 "imports": self.bulk.imports,
                 "refused": self.bulk.refused,

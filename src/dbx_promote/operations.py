@@ -256,9 +256,7 @@ def run_tests(
         raise ReleaseNotFound(f"nothing is deployed in '{env_name}' yet; deploy a release first")
     # The outcome is written into this record: it must be this environment's folder.
     check_owner(record, deployer.root, Owner(record.project, env_name), adopt=False)
-    lock = deployer.read_lock()
-    if lock is not None:
-        raise LockHeld(f"a deploy to '{env_name}' is under way ({lock.describe()}); test after it")
+    _refuse_unfinished_deploy(deployer, record)
     if not record.verified:
         raise RequiresNotMet(
             f"{record.version} in '{env_name}' is not verified; redeploy it before testing"
@@ -275,6 +273,24 @@ def run_tests(
     if only is None:  # a partial run proves nothing about the release as a whole
         record_outcome(deployer, outcome)
     return outcome
+
+
+def _refuse_unfinished_deploy(deployer: Deployer, record: Record) -> None:
+    """Tests run against a whole release: not while a deploy is under way, nor on a folder
+    an interrupted deploy left part-way. A committed deploy's left-over lock is no reason."""
+    lock = deployer.read_lock()
+    if lock is None:
+        return
+    state = judge(lock, record, deployer.lock_rules)
+    name = deployer.env.name
+    if state.committed:
+        return
+    if state.stale is None:
+        raise LockHeld(f"a deploy to '{name}' is under way ({lock.describe()}); test after it")
+    raise LockHeld(
+        f"a deploy to '{name}' was interrupted ({state.stale}); the folder may hold "
+        "parts of two releases: deploy again, then test"
+    )
 
 
 def is_interrupted(lock: Lock | None, record: Record | None) -> bool:

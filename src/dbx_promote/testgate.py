@@ -115,7 +115,7 @@ def after_deploy(deployer: Deployer, result: DeployResult, options: TestOptions)
     record_outcome(deployer, outcome)
     result.tests = outcome
     if outcome.outcome not in (PASSED, SKIPPED) and env.tests.on_failure == "rollback":
-        _roll_back(deployer, result, record, outcome)
+        _roll_back(deployer, result, record, outcome, options)
     return result
 
 
@@ -166,7 +166,11 @@ def record_outcome(deployer: Deployer, outcome: SuiteResult) -> None:
 
 
 def _roll_back(
-    deployer: Deployer, result: DeployResult, record: Record, outcome: SuiteResult
+    deployer: Deployer,
+    result: DeployResult,
+    record: Record,
+    outcome: SuiteResult,
+    options: TestOptions,
 ) -> None:
     if result.kind == "rollback" or result.noop:
         return  # a rollback's own tests never start another one
@@ -179,8 +183,11 @@ def _roll_back(
     try:
         with deployer.fetch_release(ref) as artifact:
             target = target_from_artifact(artifact, deployer.env, deployer.user)
-            deployer.deploy(target, DeployOptions(kind="rollback", reason=reason))
+            rolled = deployer.deploy(target, DeployOptions(kind="rollback", reason=reason))
     except DbxPromoteError as exc:
         result.rollback_error = f"the rollback to {ref.version} failed: {exc}"
         return
     result.rolled_back_to = ref.version
+    # The restored release is tested again: what runs in Prod now must be proven to work
+    # there, and a rollback's own failure never starts another rollback (see above).
+    result.rollback_tests = after_deploy(deployer, rolled, options).tests
