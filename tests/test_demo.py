@@ -101,6 +101,7 @@ def test_demo_tells_the_three_stories_and_exits_0(tmp_path: Path) -> None:
     history = out.split("=== History of prod, newest first ===")[1]
     kinds = re.findall(r"^│ \S+\s+│ (\w+)\s+│ (\S+)", history, flags=re.MULTILINE)
     assert kinds == [
+        ("test", "1.0.0"),  # the restored release's smoke tests, run again
         ("rollback", "1.0.0"),
         ("test", "1.2.0"),
         ("promote", "1.2.0"),
