@@ -15,6 +15,7 @@ class SilentHost:
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._listener.settimeout(0.2)  # so the accept loop sees a stop request
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.accepted = 0
@@ -42,7 +43,6 @@ class SilentHost:
         self._thread.join(timeout=5)
 
     def _accept(self) -> None:
-        self._listener.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()

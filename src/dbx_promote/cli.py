@@ -219,8 +219,11 @@ def build_cmd(
 
     from dbx_promote.artifact import BuildOptions, build_artifact
     from dbx_promote.config import load_config
+    from dbx_promote.localpaths import output_folder
 
     config = load_config(app.config_path)
+    if out_dir:
+        output_folder(out_dir, "--out")
     options = BuildOptions.from_config(
         config,
         version=version,
@@ -430,4 +433,9 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
     except Exception as exc:
         if debug:
             _print_redacted_traceback()
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # A path that cannot be read or written is the path's problem, not a bug.
+            from dbx_promote.localpaths import os_error_line
+
+            _fail(*os_error_line(exc))
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)

@@ -196,10 +196,13 @@ def _deploy_options(
 ) -> Any:
     from dbx_promote.deploy import DeployOptions
     from dbx_promote.errors import BadInput
+    from dbx_promote.localpaths import output_file
     from dbx_promote.reviewed import load_plan
 
     if plan_out and not dry_run:
         raise BadInput("--plan-out saves a reviewed plan and needs --dry-run")
+    if plan_out:
+        output_file(plan_out, "--plan-out")  # refused now, not after the dry run
     if plan and dry_run:
         raise BadInput("--plan applies a reviewed plan; it cannot be combined with --dry-run")
     if force and not break_lock:

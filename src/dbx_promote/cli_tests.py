@@ -147,6 +147,12 @@ class DeployTests:
     junit: str | None = None
     view: TestView | None = None
 
+    def __post_init__(self) -> None:
+        if self.junit:
+            from dbx_promote.localpaths import output_file
+
+            output_file(self.junit, "--junit")  # refused now, not after the deploy
+
     def options(self) -> TestOptions:
         from dbx_promote.testgate import TestOptions
 
@@ -213,10 +219,13 @@ def test_cmd(
     from dbx_promote.cli_context import emit_json
     from dbx_promote.config import load_config
     from dbx_promote.junit import write_junit
+    from dbx_promote.localpaths import output_file
     from dbx_promote.operations import run_tests
 
     config = load_config(app.config_path)
     config.environment(env_name)
+    if junit_path:
+        output_file(junit_path, "--junit")  # refused now, not after the runs
     view = TestView(app, quiet=output == "json")
     with view:
         result = run_tests(config, env_name, only=only, events=view, connect=app.connect)

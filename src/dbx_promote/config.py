@@ -305,8 +305,15 @@ def parse_config(raw: Any, cfg_path: Path) -> Config:
         project = "project"
 
     source_raw = raw.get("source", "notebooks")
-    if not isinstance(source_raw, str) or not source_raw:
-        problems.append("source must be a folder path")
+    if (
+        not isinstance(source_raw, str)
+        or not source_raw
+        or len(source_raw) > MAX_PATH_CHARS
+        or any(unicodedata.category(c) == "Cc" for c in source_raw)
+    ):
+        problems.append(
+            f"source must be a folder path (no control characters, at most {MAX_PATH_CHARS})"
+        )
         source_raw = "notebooks"
     base_dir = cfg_path.parent
     source = (base_dir / source_raw).resolve()

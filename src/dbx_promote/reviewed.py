@@ -15,6 +15,7 @@ from typing import Any
 
 from dbx_promote.bounds import BadDocument, load_json
 from dbx_promote.errors import PlanFileError, StalePlan
+from dbx_promote.localpaths import shown
 from dbx_promote.plan import Plan
 from dbx_promote.record import utc_now
 
@@ -55,9 +56,11 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     try:
         doc = load_json(path.read_bytes())
     except FileNotFoundError:
-        raise PlanFileError(f"plan file {path} does not exist") from None
+        raise PlanFileError(f"plan file {shown(str(path))} does not exist") from None
     except OSError as exc:
-        raise PlanFileError(f"plan file {path} cannot be read: {exc.strerror}") from None
+        raise PlanFileError(
+            f"plan file {shown(str(path))} cannot be read: {exc.strerror}"
+        ) from None
     except BadDocument as exc:
         raise PlanFileError(f"{path} is not a dbx-promote plan ({exc})") from None
     if not isinstance(doc, dict) or doc.get("kind") != "dbx-promote-plan":
