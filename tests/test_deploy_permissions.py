@@ -28,9 +28,15 @@ from databricks.sdk.service.workspace import (
     WorkspaceObjectPermissionLevel,
 )
 
+from dbx_promote import operations
 from dbx_promote.artifact import Artifact
 from dbx_promote.ci.markdown import plan_summary_markdown
+from dbx_promote.config import Environment, load_config
+from dbx_promote.deploy import DeployOptions
 from dbx_promote.emulator import Emulator, Fault
+from dbx_promote.envtests import PollPolicy
+from dbx_promote.operations import TestOptions
+from dbx_promote.workspace import Workspace
 
 from cli_helpers import run_cli
 from conftest import FakeClock
@@ -482,3 +488,103 @@ def test_a_fault_on_a_permissions_put_leaves_notebooks_and_acls_as_before(
     deploy_json(emulator, changed, v2)
     assert direct_grants(sp, PROD) == by_json([READERS, DEPLOYER, ANALYST])
     assert direct_grants(sp, f"{PROD}/etl/clean") == [DEPLOYER]
+
+
+# --- someone other than the deployer plans and redeploys ----------------------------------------
+
+
+def test_another_admins_dry_run_and_redeploy_keep_the_deployers_own_grants(
+    emulator: Emulator, as_: Client, tmp_path: Path, v1: Artifact
+) -> None:
+    cfg = write_config(tmp_path, [READERS, DEPLOYER])
+    deploy_json(emulator, cfg, v1)  # the service principal creates every managed object
+    ops = as_("ops-token")
+    hand_grant(ops, f"{PROD}/etl/ingest", "reader@example.com")
+    hand = {"path": f"{PROD}/etl/ingest", "user": "reader@example.com", "level": "CAN_EDIT"}
+
+    plan = cli(
+        emulator, cfg, "deploy", str(v1.path), "--env", "prod", "--dry-run", "--output", "json",
+        token="ops-token",
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["permissions"]["drift"] == [hand]
+    status = cli(emulator, cfg, "status", "--env", "prod", "--output", "json", token="ops-token")
+    assert json.loads(status.stdout)["permissions"]["drift"] == [hand]
+
+    start = len(emulator.request_log())
+    data = deploy_json(emulator, cfg, v1, token="ops-token")
+    assert data["permissions"]["drift"] == [hand]
+    assert [r["path"] for r in permission_writes(emulator, start)] == [f"{PROD}/etl/ingest"]
+    assert direct_grants(ops, f"{PROD}/etl/ingest") == [DEPLOYER]
+    # In sync now, for either of them: an unchanged redeploy by the admin writes nothing.
+    start = len(emulator.request_log())
+    again = deploy_json(emulator, cfg, v1, token="ops-token")
+    assert again["noop"] is True and again["permissions"]["drift"] == []
+    assert all_writes(emulator, start) == []
+    for token in ("ops-token", "sp-token"):
+        shown = cli(emulator, cfg, "status", "--env", "prod", "--output", "json", token=token)
+        assert json.loads(shown.stdout)["permissions"]["as_configured"] is True
+
+
+# --- a root under /Shared ---------------------------------------------------------------------
+
+
+def test_under_shared_only_what_others_inherit_is_warned_about(
+    emulator: Emulator, as_: Client, tmp_path: Path, v1: Artifact
+) -> None:
+    """The deployer creates /Shared/app, so root inherits its CAN_MANAGE from there: that
+    is its own grant, not a broader one; `users: CAN_MANAGE` from /Shared is."""
+    cfg = write_config(tmp_path, [READERS], "/Shared/app/prod")
+    users = (
+        "inherited grant group users: CAN_MANAGE from /Shared is broader than the config "
+        "(nothing); a grant on root cannot remove it"
+    )
+    assert deploy_json(emulator, cfg, v1)["permissions"]["warnings"] == [users]
+    assert deploy_json(emulator, cfg, v1)["permissions"]["warnings"] == [users]
+    status = cli(emulator, cfg, "status", "--env", "prod", "--output", "json")
+    assert json.loads(status.stdout)["permissions"]["warnings"] == [users]
+    dry = cli(emulator, cfg, "deploy", str(v1.path), "--env", "prod", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stderr.strip().splitlines() == [f"warning: {users}"]
+
+
+# --- a rollback after failed tests, on the same deployer ---------------------------------------
+
+PASSES = "# Databricks notebook source\nassert 1 + 1 == 2\n"
+FAILS = "# Databricks notebook source\nassert 1 + 1 == 3, 'v3 is broken'\n"
+
+
+def test_a_failed_rollback_never_puts_back_what_the_committed_deploy_removed(
+    emulator: Emulator, as_: Client, tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """testgate rolls back with the same Deployer; a rollback that fails before writing any
+    ACL has no permissions to put back (the deploy before it committed its own)."""
+    cfg = tmp_path / "dbx-promote.yml"
+    tests = {"notebooks": ["tests/*"], "compute": {"serverless": True}, "on_failure": "rollback"}
+    prod = {"root": PROD, "permissions": [READERS, DEPLOYER], "tests": tests}
+    cfg.write_text(json.dumps({"project": "app", "environments": {"prod": prod}}))
+    config = load_config(cfg)
+
+    def connect(env: Environment) -> Workspace:
+        sdk = Config(host=emulator.url, token="sp-token", auth_type="pat", clock=fake_clock)
+        return Workspace(WorkspaceClient(config=sdk), sleep=fake_clock.sleep)
+
+    v1 = build(
+        tmp_path, {**V1, "etl/legacy.py": V1["etl/ingest.py"], "tests/smoke.py": PASSES}, "1.0.0"
+    )
+    v3 = build(tmp_path, {**V1, "tests/smoke.py": FAILS}, "3.0.0")  # etl/legacy goes
+    fast = TestOptions(policy=PollPolicy(first=0.05, longest=0.3))
+    operations.deploy(config, "prod", v1, DeployOptions(), connect=connect, tests=fast)
+    hand_grant(as_("ops-token"), f"{PROD}/etl/ingest", "reader@example.com")
+    # The rollback to 1.0.0 recreates etl/legacy: that import fails, before any ACL write.
+    emulator.add_fault(
+        Fault(endpoint="import", path_glob=f"{PROD}/etl/legacy", status=400,
+              error_code="INVALID_STATE")
+    )  # fmt: skip
+    result = operations.deploy(config, "prod", v3, DeployOptions(), connect=connect, tests=fast)
+    emulator.clear_faults()
+    assert result.tests is not None and result.tests.outcome == "failed"
+    assert result.rollback_error is not None and "rollback to 1.0.0 failed" in result.rollback_error
+    assert "permissions" not in result.rollback_error
+    assert direct_grants(as_("sp-token"), f"{PROD}/etl/ingest") == [DEPLOYER]
+    assert direct_grants(as_("sp-token"), PROD) == by_json([READERS, DEPLOYER])

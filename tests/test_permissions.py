@@ -144,6 +144,27 @@ def test_the_deployers_lower_grant_is_drift() -> None:
     assert [d.grant for d in drift] == [mine]
 
 
+def test_whoever_plans_the_recorded_deployers_creator_grant_is_not_drift() -> None:
+    admin = Identity("ops@example.com", groups=frozenset({"admins"}))
+    hand = Grant("user", "reader@example.com", "CAN_EDIT")
+    acl = ObjectAcl("/p/etl", "notebooks", 7, direct=(DEPLOYER, hand))
+    drift, cleanups = find_drift([acl], admin, ME)
+    assert [d.grant for d in drift] == [hand]
+    assert cleanups[0].keep == (DEPLOYER,)  # the cleanup PUT keeps the deployer's grant
+
+
+def test_manage_for_a_principal_the_config_gives_manage_on_root_is_not_drift() -> None:
+    """It inherits CAN_MANAGE from root anyway: an admin's deploy keeps an earlier
+    deployer's creator grants even once the record names the admin."""
+    hand = Grant("user", "reader@example.com", "CAN_EDIT")
+    acl = ObjectAcl("/p/etl", "notebooks", 7, direct=(DEPLOYER, hand))
+    admin = Identity("ops@example.com", groups=frozenset({"admins"}))
+    drift, cleanups = find_drift([acl], admin, desired=[READERS, DEPLOYER])
+    assert [d.grant for d in drift] == [hand] and cleanups[0].keep == (DEPLOYER,)
+    drift, _ = find_drift([acl], admin, desired=[READERS])
+    assert [d.grant for d in drift] == [DEPLOYER, hand]
+
+
 # --- inherited grants ---------------------------------------------------------------------
 
 
@@ -168,6 +189,21 @@ def test_inherited_grants_broader_than_the_config_are_warned_about() -> None:
 def test_an_inherited_grant_the_config_matches_is_fine() -> None:
     root = ObjectAcl("/r", "directories", 1, inherited=(InheritedGrant(DEPLOYER, "/Users/sp"),))
     assert broader_inherited([DEPLOYER], root) == ()
+
+
+def test_the_deployers_own_manage_inherited_from_a_folder_it_created_is_no_warning() -> None:
+    root = ObjectAcl(
+        "/Shared/app/prod",
+        "directories",
+        1,
+        inherited=(
+            InheritedGrant(Grant("group", "users", "CAN_MANAGE"), "/Shared"),
+            InheritedGrant(DEPLOYER, "/Shared/app"),
+        ),
+    )
+    assert [w.split(" from ")[0] for w in broader_inherited([READERS], root, ME)] == [
+        "inherited grant group users: CAN_MANAGE"
+    ]
 
 
 # --- lockout guard ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from dbx_promote.config import relative_to_root
 from dbx_promote.errors import DbxPromoteError, LockoutRefused, PermissionDenied
@@ -53,27 +53,60 @@ def managed_objects(
     return out
 
 
+@dataclass(frozen=True)
+class RootRead:
+    """Root's ACL as read (before root exists: as it will be) and its object id (None then)."""
+
+    acl: ObjectAcl
+    object_id: int | None
+
+
+def read_root(ws: Workspace, root: str, me: Identity) -> RootRead:
+    """Root's status and ACL; `PermissionDenied` when the workspace refuses to show them."""
+    root_obj = ws.get_status(root)
+    if root_obj is not None and root_obj.object_id is not None:
+        return RootRead(ws.get_acl(root_obj), root_obj.object_id)
+    return RootRead(_future_root_acl(ws, root, me), None)
+
+
+def check_root(
+    ws: Workspace, root: str, desired: tuple[Grant, ...], me: Identity, env: str
+) -> RootRead:
+    """Root read for a deploy's preflight: an unreadable ACL (PermissionDenied) or a list
+    that would lock ``me`` out (LockoutRefused, exit 2) refuses before any write."""
+    try:
+        read = read_root(ws, root, me)
+    except PermissionDenied:
+        raise PermissionDenied(
+            f"cannot manage the permissions of '{env}' ({root}): the workspace refused "
+            "to show them; the deploying principal needs CAN_MANAGE on it. Nothing was written"
+        ) from None
+    problem = lockout_problem(desired, me, read.acl.inherited)
+    refuse_lockout(PermissionsPlan(desired=desired, lockout=problem), env)
+    return read
+
+
 def plan_permissions(
     ws: Workspace,
     root: str,
     desired: tuple[Grant, ...],
     managed: Iterable[RemoteObject],
     me: Identity | None = None,
+    *,
+    deployed_by: str | None = None,
+    root_read: RootRead | None = None,
 ) -> PermissionsPlan:
     """What it takes to give ``root`` exactly ``desired`` and its managed objects no grants.
 
+    Root's ACL is read unless ``root_read`` is given (read moments ago in the same run).
+    The CAN_MANAGE that ``me`` or ``deployed_by`` (the record's deployer) hold as creators
+    is never drift (see `find_drift`): whoever plans, the same folder gets the same plan.
     A workspace that refuses to show an ACL (403: the caller lacks CAN_MANAGE, as a
     read-only reviewer does) gives a plan with ``known=False`` instead of an error.
     """
     me = me or ws.identity()
     try:
-        root_obj = ws.get_status(root)
-        if root_obj is not None and root_obj.object_id is not None:
-            root_acl = ws.get_acl(root_obj)
-            root_id: int | None = root_obj.object_id
-        else:
-            root_acl = _future_root_acl(ws, root, me)
-            root_id = None
+        read = root_read or read_root(ws, root, me)
         acls = ws.get_acls([o for o in managed if o.object_id is not None])
     except PermissionDenied:
         return PermissionsPlan(
@@ -84,22 +117,23 @@ def plan_permissions(
                 "(reading an ACL needs CAN_MANAGE)",
             ),
         )
-    grant, revoke, change = diff_acl(desired, root_acl.direct)
-    drift, cleanups = find_drift(acls, me)
-    warnings = broader_inherited(desired, root_acl)
+    creators = (me, *([Identity.named(deployed_by)] if deployed_by else []))
+    grant, revoke, change = diff_acl(desired, read.acl.direct)
+    drift, cleanups = find_drift(acls, *creators, desired=desired)
+    warnings = broader_inherited(desired, read.acl, *creators)
     if warnings:
         warnings = _name_sources(ws, root, warnings)
     return PermissionsPlan(
         desired=desired,
-        current=root_acl.direct,
-        root_id=root_id,
+        current=read.acl.direct,
+        root_id=read.object_id,
         grant=grant,
         revoke=revoke,
         change=change,
         drift=drift,
         warnings=warnings,
         cleanups=cleanups,
-        lockout=lockout_problem(desired, me, root_acl.inherited),
+        lockout=lockout_problem(desired, me, read.acl.inherited),
     )
 
 

@@ -324,6 +324,7 @@ class Run:
         self.held: DeployLock | None = None
         # What the latest plan was made from (under the lock: what apply trusts).
         self.listing: list[RemoteObject] = []
+        self.planned_record: Record | None = None
         self.adopting: Owner | None = None  # the owner --adopt takes the folder from
 
     def execute(self) -> DeployResult:
@@ -399,7 +400,7 @@ class Run:
 
     def _plan(self, record: Record | None, listing: list[RemoteObject]) -> Plan:
         self._check_owner(record)  # every record read, under the lock too
-        self.listing = listing
+        self.listing, self.planned_record = listing, record
         plan, _ = self.deployer.plan(
             self.target, record=record, listing=listing, adopted=self.adopted
         )

@@ -172,12 +172,6 @@ class PermissionsPlan:
             out.append(("drift", f"{path}: {d.grant.describe()} (removed)"))
         return out
 
-    def signature(self) -> list[list[str]]:
-        """What a reviewer approved: every row, sorted (a changed ACL makes a plan stale)."""
-        if not self.known:
-            return [["unknown", ""]]
-        return sorted([a, w] for a, w in self.rows())
-
     def status_json(self) -> dict[str, Any]:
         """What `status` shows: as configured, or what is missing, extra, changed, drifted."""
         return {
@@ -216,37 +210,60 @@ def diff_acl(
     return grant, revoke, change
 
 
-def is_own_creator_grant(grant: Grant, deployer: Identity) -> bool:
-    """The workspace gives creators CAN_MANAGE: the deployer's own is not drift."""
-    return grant.level == "CAN_MANAGE" and grant.principal == (deployer.kind, deployer.name)
+def is_own_creator_grant(grant: Grant, *deployers: Identity) -> bool:
+    """The workspace gives creators CAN_MANAGE: a deployer's own is not drift.
+
+    ``deployers`` are whoever may have created the managed objects: the principal the
+    record names and the one signed in now (another admin planning or redeploying).
+    """
+    return grant.level == "CAN_MANAGE" and any(
+        grant.principal == (d.kind, d.name) for d in deployers
+    )
 
 
 def find_drift(
-    managed: Iterable[ObjectAcl], deployer: Identity
+    managed: Iterable[ObjectAcl], *deployers: Identity, desired: Sequence[Grant] = ()
 ) -> tuple[tuple[DriftGrant, ...], tuple[Cleanup, ...]]:
-    """Direct grants on managed objects, and per object what a cleanup PUT keeps."""
+    """Direct grants on managed objects, and per object what a cleanup PUT keeps.
+
+    Not drift: a deployer's creator CAN_MANAGE, and CAN_MANAGE for a principal that
+    ``desired`` gives CAN_MANAGE on root (it inherits that anyway), so a deploy by one
+    admin never strips what an earlier deployer created.
+    """
+    managers = [g.principal for g in desired if g.level == "CAN_MANAGE"]
+
+    def kept(g: Grant) -> bool:
+        return is_own_creator_grant(g, *deployers) or (
+            g.level == "CAN_MANAGE" and g.principal in managers
+        )
+
     drift: list[DriftGrant] = []
     cleanups: list[Cleanup] = []
     for acl in sorted(managed, key=lambda a: a.path):
-        extra = [g for g in acl.direct if not is_own_creator_grant(g, deployer)]
+        extra = [g for g in acl.direct if not kept(g)]
         if extra:
             drift.extend(DriftGrant(acl.path, g) for g in sorted(extra))
-            kept = tuple(g for g in acl.direct if is_own_creator_grant(g, deployer))
-            cleanups.append(Cleanup(acl.path, acl.object_type, acl.object_id, kept, acl.direct))
+            keep = tuple(g for g in acl.direct if kept(g))
+            cleanups.append(Cleanup(acl.path, acl.object_type, acl.object_id, keep, acl.direct))
     return tuple(drift), tuple(cleanups)
 
 
-def broader_inherited(desired: Sequence[Grant], root: ObjectAcl) -> tuple[str, ...]:
+def broader_inherited(
+    desired: Sequence[Grant], root: ObjectAcl, *deployers: Identity
+) -> tuple[str, ...]:
     """Warnings for inherited grants on root that give more than the config does.
 
     A PUT on root cannot take them away (everything under /Shared inherits
-    ``users: CAN_MANAGE``), so the config alone does not lock root down.
+    ``users: CAN_MANAGE``), so the config alone does not lock root down. A deployer's
+    own CAN_MANAGE from a folder it created above root (/Shared/app) is no such news.
     """
     configured = {g.principal: RANK[g.level] for g in desired}
     out: list[str] = []
     for inh in sorted(set(root.inherited), key=lambda i: (i.grant, i.source)):
         g = inh.grant
         if g.principal == ("group", ADMINS) or RANK[g.level] <= configured.get(g.principal, 0):
+            continue
+        if is_own_creator_grant(g, *deployers):
             continue
         given = next((d.level for d in desired if d.principal == g.principal), "nothing")
         out.append(

@@ -13,17 +13,17 @@ module only says when they happen in a deploy (see the steps in `deploy.py`):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from dbx_promote.access import (
     AclWriter,
+    check_root,
     managed_objects,
     plan_permissions,
     refuse_lockout,
     with_lockout_checked,
 )
 from dbx_promote.deploy import DeployStep, Run
-from dbx_promote.errors import PermissionDenied
 from dbx_promote.permissions import Grant, Identity, PermissionsPlan
 from dbx_promote.plan import UNCHANGED, UPDATE, Plan, PlanRow
 from dbx_promote.record import Record
@@ -34,6 +34,16 @@ ROW_KIND = "permission"
 _WHY = {"drift": "a direct grant on a managed object (permission drift)"}
 
 
+@dataclass
+class _RunState:
+    """What one deploy (one `Run`) learned and wrote; never carried into the next run on
+    the same `Deployer` (testgate's rollback deploys again on it)."""
+
+    deploy_id: str
+    writer: AclWriter | None = None
+    warned: set[str] = field(default_factory=set)
+
+
 class PermissionsStep(DeployStep):
     """Gives root exactly ``desired`` and the managed objects under it no direct grants."""
 
@@ -42,8 +52,7 @@ class PermissionsStep(DeployStep):
         self.root = root
         self.desired = desired
         self._me: Identity | None = None
-        self._writer: AclWriter | None = None
-        self._warned: set[str] = set()
+        self._run = _RunState("")
 
     def me(self) -> Identity:
         """The signed-in principal with its groups (one SCIM call per deploy)."""
@@ -51,27 +60,34 @@ class PermissionsStep(DeployStep):
             self._me = self.ws.identity()
         return self._me
 
+    def _state(self, run: Run) -> _RunState:
+        if self._run.deploy_id != run.deploy_id:
+            self._run = _RunState(run.deploy_id)
+        return self._run
+
     def preflight(self, run: Run) -> None:
-        if run.options.dry_run:
-            return
-        env = run.deployer.env.name
-        found = plan_permissions(self.ws, self.root, self.desired, [], self.me())
-        refuse_lockout(found, env)
-        if not found.known:
-            raise PermissionDenied(
-                f"cannot manage the permissions of '{env}' ({self.root}): the workspace refused "
-                "to show them; the deploying principal needs CAN_MANAGE on it. Nothing was written"
-            )
+        self._state(run)  # a new run starts with nothing written
+        if not run.options.dry_run:
+            check_root(self.ws, self.root, self.desired, self.me(), run.deployer.env.name)
 
     def extend_plan(self, run: Run, plan: Plan) -> Plan:
+        state = self._state(run)
         managed = managed_objects(self.root, run.listing, kept_paths(plan))
-        found = plan_permissions(self.ws, self.root, self.desired, managed, self.me())
+        record = run.planned_record
+        found = plan_permissions(
+            self.ws,
+            self.root,
+            self.desired,
+            managed,
+            self.me(),
+            deployed_by=record.deployed_by if record else None,
+        )
         if not run.options.dry_run:
             refuse_lockout(found, run.deployer.env.name)
         found = with_lockout_checked(found, run.options.dry_run)
         for warning in found.warnings:
-            if warning not in self._warned:  # planned twice (again under the lock): once
-                self._warned.add(warning)
+            if warning not in state.warned:  # planned twice (again under the lock): once
+                state.warned.add(warning)
                 run.deployer.events.warning(warning)
         rows = [
             PlanRow(ROW_KIND, action, what, _WHY.get(action, "root's permissions"))
@@ -82,11 +98,13 @@ class PermissionsStep(DeployStep):
     def before_commit(self, run: Run, plan: Plan) -> None:
         if plan.permissions is None:
             return
-        self._writer = AclWriter(self.ws, self.root)
-        self._writer.apply(plan.permissions)
+        state = self._state(run)
+        state.writer = AclWriter(self.ws, self.root)
+        state.writer.apply(plan.permissions)
 
     def on_failure(self, run: Run, error: BaseException) -> str | None:
-        writer, self._writer = self._writer, None
+        state = self._state(run)
+        writer, state.writer = state.writer, None
         if writer is None or not writer.changed:
             return None
         failed = writer.restore()
@@ -115,9 +133,8 @@ def permissions_status(
 ) -> PermissionsPlan:
     """What `status` says about root's ACL and the managed objects' direct grants.
 
-    The deploying principal's CAN_MANAGE on what it created is not drift, whoever asks:
-    the record names who deployed.
+    As a deploy plans it: the CAN_MANAGE of the principal the record names and of the one
+    asking, each on what it created, is not drift.
     """
     managed = managed_objects(root, listing, record.objects)
-    deployer = Identity.named(record.deployed_by)
-    return plan_permissions(ws, root, desired, managed, deployer)
+    return plan_permissions(ws, root, desired, managed, deployed_by=record.deployed_by)
