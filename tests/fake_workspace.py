@@ -56,6 +56,7 @@ class FakeWorkspace:
     failures: list[FakeFailure] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
     attempts: int = 1
+    patience: float = 0.0  # the seconds a `patient` copy was given (the fake never waits)
     throttle: _Throttle = field(default_factory=_Throttle)
     kill_at: int | None = None  # the request number at which the process "dies"
     _clock: itertools.count = field(default_factory=lambda: itertools.count(1000))
@@ -71,8 +72,8 @@ class FakeWorkspace:
     def retries(self) -> int:
         return 0
 
-    def patient(self, factor: int) -> FakeWorkspace:
-        return replace(self, attempts=self.attempts * factor)  # shares tree, log, failures
+    def patient(self, seconds: float) -> FakeWorkspace:
+        return replace(self, patience=seconds)  # shares tree, log, failures
 
     # --- the API ---------------------------------------------------------------------
 
@@ -84,6 +85,10 @@ class FakeWorkspace:
         self._request("get", path)
         entry = self.tree.get(path)
         return None if entry is None else self._remote(path, entry)
+
+    def age_of(self, path: str) -> float | None:
+        self._request("get", path)
+        return None  # its modified_at is a counter, not a time: the client's clock judges
 
     def list_dir(self, path: str) -> list[RemoteObject] | None:
         self._request("list", path)

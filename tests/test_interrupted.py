@@ -146,3 +146,94 @@ def test_backups_of_only_the_last_keep_backups_deploys_are_kept(tmp_path):
         d.deploy(target_from_artifact(v1, d.env, d.user))
     stamps = {p.split("/")[2] for p in ws.files(ROOT) if p.startswith(".dbx-promote/backups/")}
     assert stamps == {"20260103T000000Z", "20260104T000000Z"}
+
+
+def test_pruning_never_removes_the_backup_of_the_run_that_prunes_even_on_a_slow_clock(tmp_path):
+    """keep_backups: 1 and a deploy whose clock is behind the last one's: the stamp of this
+    run sorts below the older ones, and still this run's backup is the one kept."""
+    v1 = build(tmp_path, V1, "1.0.0")
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    for day in (3, 2):  # the second deploy's clock is a day behind the first's
+        ws.hand_edit(f"{ROOT}/etl/clean", f"-- Databricks notebook source\nSELECT {day}\n".encode())
+        d = Deployer(
+            ws,
+            environment(keep_backups=1),
+            ROOT,
+            ws.user,
+            now=lambda day=day: f"2026-01-0{day}T00:00:00Z",
+        )
+        d.deploy(target_from_artifact(v1, d.env, d.user))
+    stamps = {p.split("/")[2] for p in ws.files(ROOT) if p.startswith(".dbx-promote/backups/")}
+    assert stamps == {"20260102T000000Z"}
+
+
+def test_what_a_given_up_restore_put_back_is_recognised_by_the_records_own_content(releases):
+    """A restore that gave up part-way rewrote some objects with the record's content (their
+    modified_at moved): they are ours, like the dead deploy's intent; a real edit is not."""
+    from dbx_promote.events import Silent
+    from dbx_promote.layout import Layout
+    from dbx_promote.record import Lock
+    from dbx_promote.recovery import recognise
+    from dbx_promote.state import Folder
+
+    v1, v2, *_ = releases
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    folder = Folder(ws, Layout(ROOT), Silent())
+    record = folder.read_record()
+    assert record is not None
+    put_back = f"{ROOT}/reports/summary"  # only in v1: the restore recreated it
+    ws.hand_edit(put_back, ws.download(put_back))
+    ws.hand_edit(f"{ROOT}/etl/clean", b"-- Databricks notebook source\nSELECT 'by hand'\n")
+    d = engine(ws)
+    dead = Lock(
+        "ci",
+        "2026-01-01T00:00:00Z",
+        "agent",
+        1,
+        "2.0.0",
+        v2.digest,
+        deploy_id="x",
+        intent=target_from_artifact(v2, d.env, d.user).hashes,
+    )
+    adopted = recognise(folder, dead, record, folder.listing())
+    assert "reports/summary" in adopted.objects and "etl/clean" not in adopted.objects
+
+
+def test_a_deploy_whose_lock_is_taken_over_mid_way_does_not_commit_nor_restore(releases):
+    """Another run broke our lock (it judged it stale) while we applied: we must neither
+    write the record nor undo anything, since that run now owns the folder."""
+    from dbx_promote.errors import DeployInterrupted
+    from dbx_promote.record import Lock
+
+    v1, v2, *_ = releases
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    d = Deployer(ws, environment(), ROOT, ws.user, lock_rules=DEAD, heartbeat_seconds=0.01)
+    lock_path = f"{ROOT}/.dbx-promote/lock.json"
+    theirs = Lock(
+        "other@example.com",
+        "2026-01-01T00:00:00Z",
+        "agent-9",
+        9,
+        "3.0.0",
+        "sha256:x",
+        deploy_id="theirs",
+    )
+    original = ws.import_notebook
+
+    def taken_over_meanwhile(path, content, **kw):
+        if ws.tree.get(lock_path) and b"theirs" not in ws.tree[lock_path].content:
+            ws.tree[lock_path].content = theirs.to_json()
+            import time
+
+            time.sleep(0.3)  # our heartbeat notices
+        original(path, content, **kw)
+
+    ws.import_notebook = taken_over_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(DeployInterrupted, match="did not commit: lost the lock of 'test'"):
+        d.deploy(target_from_artifact(v2, d.env, d.user))
+    record = json.loads(ws.read_optional(f"{ROOT}/.dbx-promote/deployment.json"))
+    assert record["version"] == "1.0.0"
+    assert json.loads(ws.read_optional(lock_path))["deploy_id"] == "theirs"

@@ -30,6 +30,7 @@ that step's own writes (newest step first: an ACL goes back before its notebooks
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -43,7 +44,7 @@ from dbx_promote.backups import BackupSet, prune_backups, take_backups
 from dbx_promote.bulk import BulkPlan, plan_bulk
 from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
-from dbx_promote.errors import DbxPromoteError, DeployFailed
+from dbx_promote.errors import DbxPromoteError, DeployFailed, DeployInterrupted, LockLost
 from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
@@ -344,7 +345,10 @@ class Run:
                 return d.finish(result)
             if plan.is_noop and self.adopting is None:
                 if lock is not None and not self._is_ours(lock):
-                    remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
+                    age = self.folder.lock_age()
+                    remove_stale(
+                        self.folder, lock, record, d.lock_rules, age=age, **self._breaking()
+                    )
                 result.noop = True
                 result.verified = True
                 return d.finish(result)
@@ -492,8 +496,16 @@ class Run:
             applied = self._apply(plan, release, known)
             for step in self.deployer.steps:
                 step.before_commit(self, plan)
+            held.ensure_held()
             result.verified = True
             self._commit(plan, applied, release)
+        except LockLost as exc:
+            # Another run may hold the folder now: write nothing more, restore nothing.
+            raise self._interrupted(
+                f"deploy of {self.target.version} to '{self.deployer.env.name}' did not "
+                f"commit: {exc}; nothing was restored, another run may hold the folder now",
+                "it lost its lock",
+            ) from exc
         except (Exception, KeyboardInterrupt) as exc:
             # A release that never became current must not linger unlisted (and so
             # never pruned) in the release store.
@@ -551,7 +563,7 @@ class Run:
                 self.deployer.store.store, self.target.artifact, release, known
             )
             try:
-                self.backups = take_backups(self.folder, plan, self._stamp())
+                self.backups = take_backups(self.folder, plan, self._stamp)
                 if self.result is not None:
                     self.result.backups = self.backups.paths
                 with self.target.content() as content:
@@ -572,7 +584,9 @@ class Run:
             stored.result()
         return applied
 
+    @functools.cached_property
     def _stamp(self) -> str:
+        """This run's backup folder name (one per run: pruning never removes it)."""
         return self.deployer.now().replace(":", "").replace("-", "")
 
     def _bulk_plan(self, plan: Plan) -> BulkPlan | None:
@@ -613,7 +627,7 @@ class Run:
         )
         self.committed = record
         if self.backups.copies:
-            prune_backups(self.folder, self.deployer.env.keep_backups)
+            prune_backups(self.folder, self.deployer.env.keep_backups, self._stamp)
 
     def _failed(self, exc: BaseException, plan: Plan, undone: list[str]) -> DeployFailed:
         """Restore after a failure; the error that says what happened and what was done
@@ -640,7 +654,30 @@ class Run:
             self.history,
         )
         restored = restore(self.folder, self.deployer.commit, failed, restore_target(self.record))
-        return DeployFailed(f"{what}: {one_line(cause)}; {restored}{also}", restored=restored)
+        if not restored.done:
+            return self._interrupted(f"{what}: {one_line(cause)}; {restored.text}{also}")
+        return DeployFailed(
+            f"{what}: {one_line(cause)}; {restored.text}{also}", restored=restored.text
+        )
+
+    def _interrupted(self, failed: str, gave_up: str = "its restore failed") -> DeployInterrupted:
+        """The restore gave up (or we lost the lock): our lock stays as the intent, so the
+        folder is reported interrupted, as after a crash, and the next deploy converges."""
+        was, to = (self.record.version if self.record else None), self.target.version
+        left = self.held.abandon(f"{gave_up} at {utc_now()}") if self.held else "unmarked"
+        nxt = {
+            "marked": "the next deploy takes the lock over",
+            "unmarked": "the next `deploy --break-lock` takes the lock over (it could not be "
+            "marked as given up)",
+            "theirs": "the run that holds the lock now, or the next deploy after it,",
+        }[left]
+        back = f" (`rollback` goes back to {was})" if was else ""
+        return DeployInterrupted(
+            f"{failed}. The folder is INTERRUPTED: it may hold "
+            + (f"parts of {was} and {to}" if was else f"part of {to}")
+            + f"; its lock stays as the intent, so `status` reports it; {nxt} recognises "
+            f"what was written and converges{back}"
+        )
 
 
 __all__ = [

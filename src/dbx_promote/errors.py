@@ -126,6 +126,11 @@ class LockHeld(OperationFailed):
     """Another deploy holds the folder's lock."""
 
 
+class LockLost(OperationFailed):
+    """While a deploy worked, its lock was taken over, or could not be refreshed for
+    longer than the stale threshold: it must not commit."""
+
+
 class RequiresNotMet(OperationFailed):
     """The artifact was not verified in the environment this one requires."""
 
@@ -140,6 +145,11 @@ class DeployFailed(OperationFailed):
     def __init__(self, message: str, *, restored: str | None = None) -> None:
         super().__init__(message)
         self.restored = restored
+
+
+class DeployInterrupted(DeployFailed):
+    """A deploy failed and its restore gave up too: the folder is reported interrupted
+    (its lock stays as the intent) until the next deploy converges it."""
 
 
 class VerificationFailed(DeployFailed):

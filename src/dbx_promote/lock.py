@@ -6,13 +6,18 @@ intent (from → to, and the content it writes). While held, a heartbeat refresh
 both hold it; a create whose answer was lost is resolved by reading the lock back.
 
 A lock is **stale** when the record already carries its `deploy_id` (the deploy committed
-but could not unlock: removed automatically, with a warning), when its holder ran on this
+but could not unlock: removed automatically, with a warning), when its deploy gave up after
+its restore failed and marked it so (`abandoned`: taken over automatically, with a warning,
+and its intent recognised like a dead deploy's), when its holder ran on this
 host and its pid is gone, or when its heartbeat is older than `lock_stale_minutes`.
+"This host" means the same hostname, boot and pid namespace (`host_identity`): containers
+share hostnames, and a pid of another container says nothing about its process.
 `--break-lock` breaks a stale lock; `--break-lock --force` any lock.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -22,12 +27,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import TracebackType
 
-from dbx_promote.errors import DbxPromoteError, LockHeld, ObjectExists, WorkspaceError
+from dbx_promote.errors import DbxPromoteError, LockHeld, LockLost, ObjectExists, WorkspaceError
 from dbx_promote.layout import LOCK_FILE
 from dbx_promote.record import Lock, Record, local_identity, pipeline_context, utc_now
 from dbx_promote.state import Folder
 
 HEARTBEAT_SECONDS = 30.0
+# How long the end of a deploy waits for a heartbeat still in flight (its request may be
+# retrying a throttled workspace); the beat then finds the lock released and does not write.
+HEARTBEAT_JOIN_SECONDS = 5.0
 
 
 def pid_alive(pid: int) -> bool:
@@ -43,6 +51,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+@functools.cache
+def host_identity() -> str:
+    """This machine and pid namespace: hostname, boot id and pid namespace, or "" when
+    the boot id or namespace cannot be read (then no lock is judged by its pid)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{socket.gethostname()}/{boot}/{namespace}" if boot and namespace else ""
+
+
 @dataclass(frozen=True)
 class LockRules:
     """How to judge someone else's lock (seams for tests: host, pids, clock)."""
@@ -51,9 +72,15 @@ class LockRules:
     host: str = ""
     alive: Callable[[int], bool] = pid_alive
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    host_id: str = ""  # this process's `host_identity` (a seam for tests)
 
     def this_host(self) -> str:
         return self.host or socket.gethostname()
+
+    def same_host(self, lock: Lock) -> bool:
+        """Whether ``lock``'s pid is a pid of this machine and pid namespace."""
+        here = self.host_id or host_identity()
+        return bool(here) and lock.host_id == here
 
 
 @dataclass(frozen=True)
@@ -64,10 +91,18 @@ class LockState:
     stale: str | None
     live: str = ""
     committed: bool = False  # the record carries its deploy_id: remove it automatically
+    abandoned: bool = False  # its deploy gave up and left it as the intent: take it over
 
 
-def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
-    """Apply the stale rules to ``lock`` given the folder's ``record``."""
+def judge(
+    lock: Lock, record: Record | None, rules: LockRules, *, age: float | None = None
+) -> LockState:
+    """Apply the stale rules to ``lock`` given the folder's ``record``.
+
+    ``age`` is how long ago the lock was last written by the workspace's own clock
+    (`Folder.lock_age`); without it the holder's ``heartbeat_at`` is judged on our clock,
+    which is wrong by however much the two clocks disagree.
+    """
     if lock.deploy_id and record is not None and record.deploy_id == lock.deploy_id:
         return LockState(
             lock,
@@ -75,21 +110,25 @@ def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
             "but could not remove its lock",
             committed=True,
         )
-    here = lock.host == rules.this_host()
+    if lock.abandoned:
+        return LockState(lock, f"its deploy gave up ({lock.abandoned})", abandoned=True)
+    here = rules.same_host(lock)
     if here and not rules.alive(lock.pid):
         return LockState(lock, f"its process {lock.pid} on this host ({lock.host}) is gone")
-    age = lock.heartbeat_age_seconds(rules.now())
+    if age is None:
+        age = lock.heartbeat_age_seconds(rules.now())
     limit = rules.stale_minutes * 60
     if age >= limit:
         return LockState(
             lock,
             f"its heartbeat is {_minutes(age)} old (lock_stale_minutes: {rules.stale_minutes})",
         )
-    where = (
-        f"its process {lock.pid} on this host is running"
-        if here
-        else f"it runs on another host ({lock.host})"
-    )
+    if here:
+        where = f"its process {lock.pid} on this host is running"
+    elif lock.host == rules.this_host():
+        where = f"it runs on a host named {lock.host} (another container or boot)"
+    else:
+        where = f"it runs on another host ({lock.host})"
     return LockState(
         lock,
         None,
@@ -111,15 +150,22 @@ def remove_stale(
     *,
     break_lock: bool,
     force: bool = False,
+    age: float | None = None,
 ) -> LockState | None:
     """Remove ``current`` if the rules allow it; returns how it was judged, or None.
 
-    A committed deploy's lock goes without asking (with a warning); a stale one with
-    ``break_lock``; a live one only with ``force`` as well.
+    A committed deploy's lock goes without asking (with a warning), as does one its deploy
+    gave up; a stale one with ``break_lock``; a live one only with ``force`` as well.
+    ``age``: the lock's age by the workspace's clock (`Folder.lock_age`), if known.
     """
-    state = judge(current, record, rules)
+    state = judge(current, record, rules, age=age)
     if state.committed:
         folder.events.warning(f"removed the lock of {current.describe()}: {state.stale}")
+    elif state.abandoned:
+        folder.events.warning(
+            f"taking over the lock of {current.describe()}: {state.stale}; converging from "
+            "what it left"
+        )
     elif break_lock and (state.stale is not None or force):
         why = state.stale or f"--force ({state.live})"
         folder.events.warning(f"breaking the lock of {current.describe()}: {why}")
@@ -161,6 +207,7 @@ def new_lock(
         intent=intent,
         jupyter=jupyter,
         new_dirs=new_dirs,
+        host_id=host_identity(),
     )
 
 
@@ -175,6 +222,7 @@ class DeployLock:
         break_lock: break a stale lock; with ``force`` any lock.
         rules: the stale rules.
         heartbeat_seconds: how often to refresh ``heartbeat_at`` while held.
+        heartbeat_join_seconds: how long the release waits for a heartbeat in flight.
         on_left_behind: called when our lock could not be removed at the end.
     """
 
@@ -189,6 +237,7 @@ class DeployLock:
         force: bool = False,
         rules: LockRules | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_join_seconds: float = HEARTBEAT_JOIN_SECONDS,
         on_left_behind: Callable[[Lock], str | None] | None = None,
     ) -> None:
         self.folder = folder
@@ -199,9 +248,13 @@ class DeployLock:
         self.force = force
         self.rules = rules or LockRules()
         self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_join_seconds = heartbeat_join_seconds
         self.on_left_behind = on_left_behind
         #: The lock of a dead deploy this one broke: its intent tells what it wrote.
         self.broken: Lock | None = None
+        #: Why we may no longer hold the lock (the heartbeat found it taken over, or could
+        #: not refresh it for lock_stale_minutes); None while it is surely ours.
+        self.lost: str | None = None
         self._held = False
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -224,7 +277,7 @@ class DeployLock:
     ) -> None:
         self._stop.set()
         if self._beat is not None:
-            self._beat.join()
+            self._beat.join(self.heartbeat_join_seconds)
         self._release()
 
     def is_ours(self, other: Lock | None) -> bool:
@@ -249,9 +302,10 @@ class DeployLock:
                 if self.is_ours(current):
                     self._held = True  # our own write, answered by a retry
                     return
-                if attempt == 1 and self._may_break(current):
+                age = self.folder.lock_age()
+                if attempt == 1 and self._may_break(current, age):
                     continue
-                raise self._refusal(current) from None
+                raise self._refusal(current, age) from None
             except WorkspaceError:
                 # The create may have landed before the connection dropped.
                 if self.is_ours(self.folder.read_lock()):
@@ -260,7 +314,7 @@ class DeployLock:
                 raise
         raise LockHeld(f"could not take the lock of '{self.env_name}'; try again")
 
-    def _may_break(self, current: Lock) -> bool:
+    def _may_break(self, current: Lock, age: float | None) -> bool:
         state = remove_stale(
             self.folder,
             current,
@@ -268,6 +322,7 @@ class DeployLock:
             self.rules,
             break_lock=self.break_lock,
             force=self.force,
+            age=age,
         )
         if state is None:
             return False
@@ -275,8 +330,8 @@ class DeployLock:
             self.broken = current
         return True
 
-    def _refusal(self, current: Lock) -> LockHeld:
-        state = judge(current, self.record, self.rules)
+    def _refusal(self, current: Lock, age: float | None) -> LockHeld:
+        state = judge(current, self.record, self.rules, age=age)
         held = f"'{self.env_name}' is locked by {current.describe()}"
         if state.stale is not None and not self.break_lock:
             hint = (
@@ -295,22 +350,67 @@ class DeployLock:
     # --- while held ------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
+        refreshed = self.rules.now()
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 current = self.folder.read_lock()
                 if not self.is_ours(current):
-                    self.folder.events.warning(
+                    self._lose(
                         "our lock was broken by another run"
                         + (f" ({current.describe()})" if current else "")
-                        + "; stopped refreshing it"
                     )
                     return
                 with self._writing:
+                    if self._stop.is_set():
+                        return  # released meanwhile: a write now would bring the lock back
                     beat = replace(self.lock, heartbeat_at=utc_now())
                     self.folder.write_lock(beat)
                     self.lock = beat
+                refreshed = self.rules.now()
             except DbxPromoteError as exc:
                 self.folder.events.warning(f"could not refresh the lock's heartbeat: {exc}")
+                failing = (self.rules.now() - refreshed).total_seconds()
+                if failing >= self.rules.stale_minutes * 60:
+                    # Others now judge our lock stale and may break it: we cannot know.
+                    self._lose(
+                        f"its heartbeat could not be refreshed for {_minutes(failing)} "
+                        f"(lock_stale_minutes: {self.rules.stale_minutes})"
+                    )
+                    return
+
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        self.folder.events.warning(
+            f"{why}; stopped refreshing the lock, this deploy will not commit"
+        )
+
+    def ensure_held(self) -> None:
+        """Raise `LockLost` when the heartbeat found that we may no longer hold the lock:
+        called before the commit, which only the holder may write."""
+        if self.lost is not None:
+            raise LockLost(f"lost the lock of '{self.env_name}': {self.lost}")
+
+    def abandon(self, why: str) -> str:
+        """Give up: leave our lock in place as the intent of what we wrote, marked with
+        ``why`` so `status` and the next deploy know at once (the next deploy takes it
+        over). Returns "marked"; "unmarked" when the mark could not be written (the lock
+        still stays, and turns stale like a dead deploy's); "theirs" when another run
+        has taken the lock over meanwhile (it is left alone)."""
+        self._held = False  # whatever happens, the release must not delete it
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(self.heartbeat_join_seconds)
+        try:
+            with self._writing:
+                if not self.is_ours(self.folder.read_lock()):
+                    return "theirs"
+                given_up = replace(self.lock, abandoned=why, heartbeat_at=utc_now())
+                self.folder.write_lock(given_up)
+                self.lock = given_up
+        except DbxPromoteError as exc:
+            self.folder.events.warning(f"could not mark the lock as given up: {exc}")
+            return "unmarked"
+        return "marked"
 
     def amend(self, new_dirs: list[str]) -> None:
         """Rewrite our lock with the folders the plan creates, before any write.
@@ -345,7 +445,9 @@ class DeployLock:
                         f"the lock is now held by {current.describe()}; left it"
                     )
                 return
-            self.folder.delete_lock()
+            # Not while a heartbeat writes: it would bring the deleted lock back.
+            with self._writing:
+                self.folder.delete_lock()
         except DbxPromoteError as exc:
             left = self.on_left_behind(self.lock) if self.on_left_behind else None
             self.folder.events.warning(

@@ -282,6 +282,12 @@ class Lock:
     intent: dict[str, str] = field(default_factory=dict)  # path -> sha256 being written
     jupyter: list[str] = field(default_factory=list)  # intent paths exported as .ipynb
     new_dirs: list[str] = field(default_factory=list)  # folders this deploy creates
+    # Which machine and pid namespace ``pid`` belongs to (lock.host_identity): a hostname
+    # alone is shared by containers, whose pids mean nothing to each other. "" unknown.
+    host_id: str = ""
+    # Why its deploy gave up and left it as the intent (its restore failed); "" while it
+    # runs or after it died. A lock given up like this is taken over by the next deploy.
+    abandoned: str = ""
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -338,6 +344,8 @@ def _lock_from(f: Fields) -> Lock:
         intent={str(p): intents.sha256(p) for p in intent},
         jupyter=f.texts("jupyter", []),
         new_dirs=f.texts("new_dirs", []),
+        host_id=f.text("host_id", ""),
+        abandoned=f.text("abandoned", ""),
     )
 
 
