@@ -103,6 +103,11 @@ def test_live_mode_works_only_in_a_scratch_folder_it_removes(
     outside = [r for r in writes if not (r["path"] or "").startswith(writes[0]["path"])]
     # The row that shows move does not exist (ENDPOINT_NOT_FOUND), and the one tiny run.
     assert sorted(r["endpoint"] for r in outside) == ["jobs/runs/submit", "move"]
+    # Reads outside it: only the built-in folders above it (and requests naming no path:
+    # SCIM Me, the run's status).
+    builtin = {"/", "/Users", f"/Users/{second_emulator.user}", "/Shared", "/Repos"}
+    reads = {r["path"] for r in second_emulator.request_log() if r["method"] == "GET"}
+    assert {p for p in reads if p and not p.startswith(writes[0]["path"])} <= builtin
     [run] = second_emulator.job_runs()
     assert json.dumps(run).count(writes[0]["path"]) >= 1  # its notebook is in the scratch
     assert not [p for p in second_emulator.tree("/Users") if SCRATCH_PREFIX in p]

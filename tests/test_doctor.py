@@ -255,6 +255,23 @@ def test_no_write_permission_fails_access_with_the_grant_to_ask_for(
     assert [(r["method"], r["status"]) for r in refused] == [("GET", 403)]
 
 
+def test_a_token_no_principal_has_fails_sign_in(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = run_doctor(emulator, doctor_as("dapi-revoked-token", cfg, APP, monkeypatch), "test")
+    status, detail, fix = find(d, "test", "sign-in")
+    assert (status, detail) == (
+        FAIL,
+        "the workspace refused the credentials (401); check the token or service principal",
+    )
+    assert "dapi-revoked-token" not in detail + fix
+    assert fix.startswith("give 'test' credentials of a principal of this workspace")
+    assert [c.name for c in d.failed] == ["sign-in"]
+
+
 def test_no_read_permission_fails_root_and_checks_nothing_under_it(
     emulator: Emulator,
     cfg: Path,
