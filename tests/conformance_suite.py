@@ -48,6 +48,9 @@ class Scratch:
     user: str
     compute: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)  # e.g. the one notebook run
+    # A client per token, for rows with needs="principals" (emulator only; see
+    # conformance_permissions.py); None where there is one identity only.
+    as_: Callable[[str], WorkspaceClient] | None = None
 
     def path(self, rel: str = "") -> str:
         return f"{self.root}/{rel}" if rel else self.root
@@ -67,7 +70,7 @@ class Behaviour:
     probe: Probe
     choice: str | None = None  # docs/emulator.md's wording when the service is unverified
     live: bool = True  # False: the probe would touch something outside its folder
-    needs: str = ""  # "compute": a notebook run
+    needs: str = ""  # "compute": a notebook run; "principals": other identities
 
     @property
     def unverified(self) -> bool:
@@ -97,7 +100,7 @@ def normalise(value: Any, s: Scratch) -> Any:
         if isinstance(v, str):
             return v.replace(s.root, "<scratch>").replace(s.user, "<user>")
         if isinstance(v, dict):
-            return {str(k): walk(x) for k, x in v.items()}
+            return {walk(str(k)): walk(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [walk(x) for x in v]
         if hasattr(v, "value") and isinstance(v.value, str):  # an SDK enum
@@ -178,7 +181,9 @@ def run_live(
     with ScratchFolder(service) as svc, ScratchFolder(emulator) as emu:
         for row in rows:
             out = Outcome(row)
-            if not row.live:
+            if row.needs == "principals":
+                out.skipped = "emulator only: it needs identities other than the caller"
+            elif not row.live:
                 out.skipped = "emulator only: it would touch something outside the scratch folder"
             elif row.needs == "compute" and not compute:
                 out.skipped = "needs compute: set DBX_PROMOTE_LIVE_CLUSTER_ID or DBX_PROMOTE_LIVE_SERVERLESS=1"

@@ -86,12 +86,12 @@ def second_emulator() -> Iterator[Emulator]:
         emu.stop()
 
 
-def make_client(url: str, clock: FakeClock) -> WorkspaceClient:
+def make_client(url: str, clock: FakeClock, token: str = TEST_TOKEN) -> WorkspaceClient:
     """A PAT `WorkspaceClient` for an emulator, with short timeouts and a fake retry clock."""
     return WorkspaceClient(
         config=Config(
             host=url,
-            token=TEST_TOKEN,
+            token=token,
             auth_type="pat",
             retry_timeout_seconds=5,
             http_timeout_seconds=5,

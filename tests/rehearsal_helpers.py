@@ -13,7 +13,14 @@ from typing import Any
 from dbx_promote.config import load_config
 from dbx_promote.emulator import Emulator
 
+from cli_helpers import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
+# A notebook of the sample project in Prod, and what a hand edit there makes of it.
+PROD_NOTEBOOK = (
+    f"{load_config(REPO / 'dbx-promote.yml').environment('prod').root}/ingest/load_orders"
+)
+HOTFIX = b"# Databricks notebook source\nprint('hotfix by hand')\n"
 
 
 def release_checkout(tmp: Path, tag: str) -> Path:
@@ -49,3 +56,14 @@ def deployed_record(emu: Emulator, env: str) -> dict[str, Any]:
     root = load_config(REPO / "dbx-promote.yml").environment(env).root
     data: dict[str, Any] = json.loads(emu.read(f"{root}/.dbx-promote/deployment.json"))
     return data
+
+
+def release_deployed(sources: Path, test: Emulator, prod: Emulator) -> None:
+    """What a release run leaves behind, for rehearsing the nightly watch: the sample
+    project of ``sources`` deployed (and tested) in test, then promoted to prod."""
+    hosts = {"DBX_PROMOTE_TEST_HOST": test.url, "DBX_PROMOTE_PROD_HOST": prod.url}
+    for env in ("test", "prod"):
+        proc = run_cli(
+            sources / "dbx-promote.yml", "deploy", "--env", env, host=None, extra_env=hosts
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

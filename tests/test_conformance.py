@@ -17,13 +17,15 @@ from databricks.sdk.core import Config
 
 from conformance_directory import ROWS as DIRECTORY_ROWS
 from conformance_jobs import ROWS as JOBS_ROWS
+from conformance_permissions import OWNER_TOKEN, PRINCIPALS
+from conformance_permissions import ROWS as PERMISSIONS_ROWS
 from conformance_suite import SCRATCH_PREFIX, Behaviour, run_live, run_row, write_report
 from conformance_workspace import ROWS as WORKSPACE_ROWS
 from dbx_promote.emulator import Emulator
 
 from conftest import FakeClock, make_client
 
-ROWS: list[Behaviour] = [*WORKSPACE_ROWS, *DIRECTORY_ROWS, *JOBS_ROWS]
+ROWS: list[Behaviour] = [*WORKSPACE_ROWS, *DIRECTORY_ROWS, *JOBS_ROWS, *PERMISSIONS_ROWS]
 
 # Read before the autouse fixture scrubs credentials from the environment: live runs use
 # the caller's own auth.
@@ -41,11 +43,18 @@ def test_rows_have_unique_names() -> None:
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_the_emulator_gives_the_documented_answer(
-    row: Behaviour, workspace_client: WorkspaceClient
+    row: Behaviour, workspace_client: WorkspaceClient, emulator: Emulator, fake_clock: FakeClock
 ) -> None:
-    user = str(workspace_client.current_user.me().user_name)
+    w, as_ = workspace_client, None
+    if row.needs == "principals":
+        # Other identities: the emulator enforces ACLs; the scratch folder is the owner's.
+        for spec in PRINCIPALS:
+            emulator.add_principal(spec)
+        as_ = lambda token: make_client(emulator.url, fake_clock, token)  # noqa: E731
+        w = as_(OWNER_TOKEN)
+    user = str(w.current_user.me().user_name)
     base = f"/Users/{user}/conformance"
-    got = run_row(row, workspace_client, base, user, compute={"serverless": True})
+    got = run_row(row, w, base, user, compute={"serverless": True}, as_=as_)
     assert got == row.expected
 
 
@@ -94,6 +103,11 @@ def test_live_mode_works_only_in_a_scratch_folder_it_removes(
     outside = [r for r in writes if not (r["path"] or "").startswith(writes[0]["path"])]
     # The row that shows move does not exist (ENDPOINT_NOT_FOUND), and the one tiny run.
     assert sorted(r["endpoint"] for r in outside) == ["jobs/runs/submit", "move"]
+    # Reads outside it: only the built-in folders above it (and requests naming no path:
+    # SCIM Me, the run's status).
+    builtin = {"/", "/Users", f"/Users/{second_emulator.user}", "/Shared", "/Repos"}
+    reads = {r["path"] for r in second_emulator.request_log() if r["method"] == "GET"}
+    assert {p for p in reads if p and not p.startswith(writes[0]["path"])} <= builtin
     [run] = second_emulator.job_runs()
     assert json.dumps(run).count(writes[0]["path"]) >= 1  # its notebook is in the scratch
     assert not [p for p in second_emulator.tree("/Users") if SCRATCH_PREFIX in p]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk.service.workspace import (
+    WorkspaceObjectAccessControlRequest,
+    WorkspaceObjectPermissionLevel,
+)
 
 from dbx_promote.azure.auth import AzurePipelinesTokenSource
 from dbx_promote.cli import main
@@ -71,10 +77,10 @@ def statuses(d: Diagnosis, env: str) -> dict[str, str]:
 def test_healthy_setup_passes_every_check(emulator: Emulator, deployed: Path) -> None:
     d = run_doctor(emulator, deployed)
     assert d.ok, d.to_dict()
-    test = statuses(d, "test")
-    assert {k: v for k, v in test.items() if k != "access"} == {
+    assert statuses(d, "test") == {
         "sign-in": OK,
         "root": OK,
+        "access": OK,
         "state": OK,
         "lock": OK,
     }
@@ -180,6 +186,186 @@ def test_a_lock_just_written_by_a_holder_with_a_slow_clock_is_a_running_deploy(
     _put_lock(workspace_client, "2020-01-01T00:00:00Z")  # its clock says long ago
     status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "lock")
     assert status == OK and detail.startswith("a deploy is running: ci-agent on agent-7")
+
+
+# --- access, with emulator principals ---------------------------------------------------
+
+OWNER = "owner@example.com"
+SP = "9f0c2d5e-4b1a-4c3e-8d7f-0a1b2c3d4e5f"
+APP = f"/Users/{OWNER}/app/test"
+
+
+@pytest.fixture
+def as_(emulator: Emulator, fake_clock: FakeClock) -> Callable[[str], WorkspaceClient]:
+    """Principals on the emulator (an owner, a reader, a stranger, a deployer, an admin)
+    and a client factory by token; APP is the owner's, readers may read it."""
+    for spec in [
+        f"owner-token={OWNER}",
+        "reader-token=reader@example.com:readers",
+        "nobody-token=nobody@example.com",
+        f"sp-token={SP}:deployers",
+        "admin-token=ops@example.com:admins",
+    ]:
+        emulator.add_principal(spec)
+
+    def make(token: str) -> WorkspaceClient:
+        cfg = Config(host=emulator.url, token=token, auth_type="pat", clock=fake_clock)
+        return WorkspaceClient(config=cfg)
+
+    owner = make("owner-token")
+    owner.workspace.mkdirs(APP)
+    share(owner, APP, group_name="readers", level="CAN_READ")
+    return make
+
+
+def share(w: WorkspaceClient, path: str, level: str, **who: str) -> None:
+    w.workspace.update_permissions(
+        "directories",
+        str(w.workspace.get_status(path).object_id),
+        access_control_list=[
+            WorkspaceObjectAccessControlRequest(
+                permission_level=WorkspaceObjectPermissionLevel(level), **who
+            )
+        ],
+    )
+
+
+def doctor_as(
+    token: str, cfg: Path, root: str, monkeypatch: pytest.MonkeyPatch, extra: str = ""
+) -> Path:
+    monkeypatch.setenv("DATABRICKS_TOKEN", token)
+    cfg.write_text(
+        f"project: app\nsource: notebooks\nenvironments:\n  test:\n    root: {root}\n{extra}"
+    )
+    return cfg
+
+
+def test_no_write_permission_fails_access_with_the_grant_to_ask_for(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = len(emulator.request_log())
+    d = run_doctor(emulator, doctor_as("reader-token", cfg, APP, monkeypatch), "test")
+    assert find(d, "test", "sign-in")[1].startswith("reader@example.com (user) via pat")
+    assert find(d, "test", "root")[:2] == (OK, f"{APP} exists")
+    status, detail, fix = find(d, "test", "access")
+    assert status == FAIL
+    assert detail == (
+        f"reader@example.com may not read the permissions of {APP}, so it does not hold "
+        "CAN_MANAGE there"
+    )
+    assert fix == (
+        f"have a workspace admin or an owner of {APP} grant user reader@example.com "
+        "CAN_MANAGE on it (Share in the workspace UI)"
+    )
+    sent = emulator.request_log()[before:]
+    refused = [r for r in sent if r["endpoint"] == "permissions/directories"]
+    assert [(r["method"], r["status"]) for r in refused] == [("GET", 403)]
+
+
+def test_a_token_no_principal_has_fails_sign_in(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = run_doctor(emulator, doctor_as("dapi-revoked-token", cfg, APP, monkeypatch), "test")
+    status, detail, fix = find(d, "test", "sign-in")
+    assert (status, detail) == (
+        FAIL,
+        "the workspace refused the credentials (401); check the token or service principal",
+    )
+    assert "dapi-revoked-token" not in detail + fix
+    assert fix.startswith("give 'test' credentials of a principal of this workspace")
+    assert [c.name for c in d.failed] == ["sign-in"]
+
+
+def test_no_read_permission_fails_root_and_checks_nothing_under_it(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = run_doctor(emulator, doctor_as("nobody-token", cfg, APP, monkeypatch), "test")
+    status, detail, fix = find(d, "test", "root")
+    assert status == FAIL and "nobody@example.com" in detail and "Read" in detail
+    assert "grant user nobody@example.com CAN_MANAGE" in fix
+    assert {k: v for k, v in statuses(d, "test").items() if k not in ("sign-in", "root")} == {
+        "access": UNKNOWN,
+        "state": UNKNOWN,
+        "lock": UNKNOWN,
+    }
+    assert [c.name for c in d.failed] == ["root"]
+
+
+def test_a_manager_of_root_passes_access(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    share(as_("owner-token"), APP, service_principal_name=SP, level="CAN_MANAGE")
+    d = run_doctor(emulator, doctor_as("sp-token", cfg, APP, monkeypatch), "test")
+    assert find(d, "test", "sign-in")[1].startswith(f"{SP} (service principal) via pat")
+    assert find(d, "test", "access")[:2] == (OK, f"{SP} holds CAN_MANAGE on {APP}")
+    assert d.ok
+
+
+def test_creating_root_needs_edit_on_its_parent(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = run_doctor(emulator, doctor_as("sp-token", cfg, f"/Users/{SP}/test", monkeypatch))
+    assert find(d, "test", "access")[:2] == (
+        OK,
+        f"{SP} holds CAN_MANAGE on /Users/{SP}; the creator gets CAN_MANAGE on root",
+    )
+
+
+PERMISSIONS = "    permissions: [{group: readers, level: CAN_READ}]\n"
+
+
+def test_permissions_that_would_lock_the_caller_out_fail_with_the_entry_to_add(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /Apps gives nobody CAN_MANAGE by inheritance: only root's direct grant keeps the deployer
+    admin = as_("admin-token")
+    admin.workspace.mkdirs("/Apps/prod/app")
+    share(admin, "/Apps/prod/app", service_principal_name=SP, level="CAN_MANAGE")
+    path = doctor_as("sp-token", cfg, "/Apps/prod/app", monkeypatch, PERMISSIONS)
+    d = run_doctor(emulator, path, "test")
+    assert find(d, "test", "access")[0] == OK
+    status, detail, fix = find(d, "test", "permissions")
+    assert status == FAIL
+    assert detail.startswith(
+        f"the permissions would leave the signed-in service principal {SP} without CAN_MANAGE"
+    )
+    assert fix == (
+        f"add `{{service_principal: {SP}, level: CAN_MANAGE}}` (or a group of it) to "
+        "`permissions` of 'test'"
+    )
+
+
+def test_permissions_that_keep_the_caller_a_manager_pass(
+    emulator: Emulator,
+    cfg: Path,
+    as_: Callable[[str], WorkspaceClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = doctor_as("sp-token", cfg, f"/Users/{SP}/test", monkeypatch, PERMISSIONS)
+    status, detail, _ = find(run_doctor(emulator, path, "test"), "test", "permissions")
+    assert (status, detail) == (
+        OK,
+        f"the configured permissions keep {SP} CAN_MANAGE on root; the next deploy: grant "
+        f"group readers: CAN_READ; revoke service principal {SP}: CAN_MANAGE",
+    )
 
 
 TESTS_CONFIG = CONFIG.replace(

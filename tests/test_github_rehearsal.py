@@ -37,13 +37,16 @@ import pytest
 from dbx_promote.artifact import open_artifact
 from dbx_promote.emulator import Emulator
 
-from ci_helpers import load_workflow, read_outputs
+from ci_helpers import load_workflow, parse_command, read_outputs
 from rehearsal_helpers import (
+    HOTFIX,
+    PROD_NOTEBOOK,
     REPO,
     deployed_record,
     path_without_dev_venv,
     python_toolcache,
     release_checkout,
+    release_deployed,
 )
 
 WORKFLOW = REPO / ".github" / "workflows" / "dbx-promote.yml"
@@ -136,13 +139,14 @@ def evaluate(expr: str, context: dict[str, Any]) -> Any:
         return left
 
     def call(fn: str, a: list[Any]) -> Any:
+        failed = context.get("job", {}).get("status") == "failure"
         funcs = {
             "startswith": lambda: str(a[0]).lower().startswith(str(a[1]).lower()),
             "contains": lambda: str(a[1]).lower() in str(a[0]).lower(),
-            "success": lambda: True,
+            "success": lambda: not failed,
             "always": lambda: True,
             "cancelled": lambda: False,
-            "failure": lambda: False,
+            "failure": lambda: failed,
         }
         assert fn in funcs, f"expression function {fn!r} not supported by the rehearsal"
         return funcs[fn]()
@@ -154,6 +158,18 @@ def evaluate(expr: str, context: dict[str, Any]) -> Any:
 
 def substitute(text: str, context: dict[str, Any]) -> str:
     return _EXPR.sub(lambda m: str(evaluate(m.group(1), context)), text)
+
+
+_STATUS_FUNCTION = re.compile(r"\b(success|failure|always|cancelled)\(", re.IGNORECASE)
+
+
+def step_runs(step: dict[str, Any], context: dict[str, Any]) -> bool:
+    """A step's ``if:``; without a status function in it GitHub adds ``success() &&``, so
+    after a failed step only steps that say ``always()``, ``!cancelled()``... run."""
+    condition = _EXPR.sub(r"\1", str(step.get("if", "success()")))
+    if not _STATUS_FUNCTION.search(condition):
+        condition = f"success() && ({condition})"
+    return bool(evaluate(condition, context))
 
 
 def job_runs(job: dict[str, Any], context: dict[str, Any]) -> bool:
@@ -176,6 +192,7 @@ class Runner:
         self.outputs: dict[str, dict[str, str]] = {}  # job -> outputs
         self.summaries: dict[str, str] = {}  # job -> step summary text
         self.log: list[str] = []
+        self.failures: list[str] = []  # steps that exited non-zero, with their output
         self.toolcache = python_toolcache(tmp)
         self.base_path = path_without_dev_venv()
 
@@ -191,7 +208,9 @@ class Runner:
         }
 
     def run_workflow(self, workflow: dict[str, Any], event: str, ref: str) -> list[str]:
-        """Run every job whose ``if:`` holds, in file order (needs checked); return them."""
+        """Run every job whose ``if:`` holds, in file order (needs checked); return those
+        that succeeded. A failed job's later steps run only as their ``if:`` allows; a job
+        that needs a failed or skipped one is skipped."""
         ran: list[str] = []
         skipped: set[str] = set()
         for name, job in workflow["jobs"].items():
@@ -204,13 +223,15 @@ class Runner:
             if any(n in skipped for n in needs) or not job_runs(job, context):
                 skipped.add(name)
                 continue
-            self.run_job(workflow, name, job, context)
-            ran.append(name)
+            if self.run_job(workflow, name, job, context):
+                ran.append(name)
+            else:
+                skipped.add(name)
         return ran
 
     def run_job(
         self, workflow: dict[str, Any], name: str, job: dict[str, Any], context: dict[str, Any]
-    ) -> None:
+    ) -> bool:
         home = self.tmp / "jobs" / name
         temp, workspace = home / "_temp", home / "workspace"
         for d in (temp, workspace):
@@ -220,7 +241,11 @@ class Runner:
             self.sources if any(u.startswith("actions/checkout@") for u in uses) else workspace
         )
         state = Job(
-            name, {}, {**context, "runner": {"temp": str(temp)}, "steps": {}}, workdir, home
+            name,
+            {},
+            {**context, "runner": {"temp": str(temp)}, "steps": {}, "job": {"status": "success"}},
+            workdir,
+            home,
         )
         state.env = {
             k: v
@@ -248,9 +273,11 @@ class Runner:
         summary = state.home / "step_summary.md"
         self.summaries[name] = summary.read_text() if summary.exists() else ""
         self.outputs[name] = {k: state.sub(v) for k, v in (job.get("outputs") or {}).items()}
+        return state.context["job"]["status"] == "success"
 
     def run_step(self, job: Job, index: int, step: dict[str, Any]) -> None:
-        if "if" in step and not evaluate(_EXPR.sub(r"\1", str(step["if"])), job.context):
+        if not step_runs(step, job.context):
+            self.log.append(f"[{job.name}] skipped: {step.get('name') or step.get('uses')}")
             return
         uses = str(step.get("uses", ""))
         inputs = {k: job.sub(v) for k, v in (step.get("with") or {}).items()}
@@ -261,6 +288,10 @@ class Runner:
             job.env["PATH"] = f"{self.toolcache}{os.pathsep}{job.env['PATH']}"
         elif uses.startswith("actions/upload-artifact@"):
             target = Path(inputs["path"])
+            if inputs.get("if-no-files-found") == "ignore" and not (
+                target.is_dir() and any(target.iterdir())
+            ):
+                return
             assert target.is_dir() and any(target.iterdir()), f"{job.name}: nothing at {target}"
             assert not (self.artifacts / inputs["name"]).exists(), f"{inputs['name']} twice"
             shutil.copytree(target, self.artifacts / inputs["name"])
@@ -303,10 +334,12 @@ class Runner:
             timeout=300,
         )
         self.log.append(f"[{job.name}] {step.get('name', '')}\n{proc.stdout}{proc.stderr}")
-        assert proc.returncode == 0, (
-            f"{job.name}: step {step.get('name')!r} exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-        )
+        if proc.returncode != 0:
+            job.context["job"]["status"] = "failure"
+            self.failures.append(
+                f"{job.name}: step {step.get('name')!r} exited {proc.returncode}\n"
+                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
         if "id" in step:
             outputs = read_outputs(output) if output.exists() else {}
             job.context["steps"][step["id"]] = {"outputs": outputs}
@@ -344,7 +377,7 @@ def test_a_release_tag_builds_once_tests_plans_and_applies_the_plan_in_prod(
     }
     runner = Runner(tmp_path, sources, variables)
     ran = runner.run_workflow(workflow, "push", f"refs/tags/{TAG}")
-    assert ran == ["build", "test", "plan-prod", "prod"]
+    assert ran == ["build", "test", "plan-prod", "prod"], runner.failures
 
     release = runner.artifacts / "release"
     (wheel,) = release.glob("*.whl")
@@ -369,6 +402,11 @@ def test_a_release_tag_builds_once_tests_plans_and_applies_the_plan_in_prod(
     # ... with Prod's permissions as code: readers granted on root by the first deploy.
     assert "- `group sales-readers: CAN_READ`" in runner.summaries["plan-prod"]
     assert "dbx-promote deployment: test" in runner.summaries["test"]
+    # Each deploy's JUnit results are uploaded: Test's tests, Prod's smoke test.
+    for env, notebook in (("test", "tests/test_helpers"), ("prod", "tests/smoke_prod")):
+        junit = (runner.artifacts / f"test-results-{env}" / f"TEST-dbx-{env}.xml").read_text()
+        assert f'<property name="env" value="{env}" />' in junit and notebook in junit
+        assert 'failures="0" errors="0"' in junit and "<testcase" in junit
     assert TOKEN not in "\n".join(runner.log) + "".join(runner.summaries.values())
 
 
@@ -392,3 +430,28 @@ def test_which_jobs_run_for_which_event() -> None:
     assert jobs("push", "refs/heads/feature") == ["build"]
     assert jobs("schedule", "refs/heads/main") == ["watch"]
     assert jobs("workflow_dispatch", "refs/heads/main") == ["build"]
+
+
+@pytest.mark.slow
+def test_the_nightly_watch_fails_on_a_drifted_prod_and_still_runs_its_smoke_tests(
+    tmp_path: Path, sources: Path, emulator: Emulator
+) -> None:
+    release_deployed(sources, emulator, emulator)
+    emulator.hand_edit(PROD_NOTEBOOK, HOTFIX)
+    variables = {"DBX_PROMOTE_TEST_HOST": emulator.url, "DBX_PROMOTE_PROD_HOST": emulator.url}
+    runner = Runner(tmp_path, sources, variables)
+
+    assert runner.run_workflow(load(), "schedule", "refs/heads/main") == []
+    [failure] = runner.failures
+    assert failure.startswith(
+        "watch: step 'Drift, interrupted deploys, stale locks, failed tests' exited 1"
+    )
+    # The finding is one error annotation on the run's page, naming the drifted notebook.
+    stderr = failure.split("--- stderr\n", 1)[1]
+    [(name, _, message)] = [parse_command(x) for x in stderr.splitlines() if x.startswith("::")]
+    assert name == "error" and message.startswith("prod: drift: ")
+    assert "ingest/load_orders" in message
+    # The smoke test step still ran (`if: !cancelled()`), and Prod itself still works.
+    smoke = [x for x in runner.log if x.startswith("[watch] Prod's smoke tests")]
+    assert len(smoke) == 1 and "tests/smoke_prod" in smoke[0]
+    assert deployed_record(emulator, "prod")["tests"]["outcome"] == "passed"

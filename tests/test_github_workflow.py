@@ -81,7 +81,12 @@ def test_the_release_is_uploaded_once_and_never_rebuilt(workflow: dict[str, Any]
         for name, job in jobs.items()
         for s in steps(job, "actions/upload-artifact@")
     ]
-    assert uploads == [("build", "release"), ("plan-prod", "prod-plan")]
+    assert uploads == [
+        ("build", "release"),
+        ("test", "test-results-test"),
+        ("plan-prod", "prod-plan"),
+        ("prod", "test-results-prod"),
+    ]
     build = scripts(jobs["build"])
     assert "make test" in build and "-m build --wheel" in build
     assert "dbx-promote build --out" in build and "cp dbx-promote.yml" in build
@@ -105,6 +110,28 @@ def test_test_plans_prod_and_prod_applies_exactly_that_plan(workflow: dict[str, 
         "release",
         "prod-plan",
     ]
+
+
+@pytest.mark.parametrize(
+    ("job", "env"),
+    [("test", "test"), ("prod", "prod")],
+)
+def test_deploys_upload_their_junit_results_even_when_the_tests_failed(
+    workflow: dict[str, Any], job: str, env: str
+) -> None:
+    steps_ = workflow["jobs"][job]["steps"]
+    [deploy] = [s for s in steps_ if f"--env {env}" in str(s.get("run", ""))]
+    results = f'--junit "$RUNNER_TEMP/test-results/TEST-dbx-{env}.xml"'
+    assert results in deploy["run"]
+    [upload] = steps(workflow["jobs"][job], "actions/upload-artifact@")
+    assert steps_.index(upload) == steps_.index(deploy) + 1
+    # After a failed step a step runs only with a status function in its condition.
+    assert upload["if"] == "${{ !cancelled() }}"
+    assert upload["with"] == {
+        "name": f"test-results-{env}",
+        "path": "${{ runner.temp }}/test-results/",
+        "if-no-files-found": "ignore",
+    }
 
 
 def test_the_nightly_watch_checks_status_and_runs_prods_smoke_tests(

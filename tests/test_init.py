@@ -14,7 +14,7 @@ from dbx_promote.emulator import Emulator
 from dbx_promote.errors import BadInput
 from dbx_promote.scaffold import InitOptions, default_ci, init_project
 
-from ci_helpers import azure_schema_errors, github_schema_errors
+from ci_helpers import azure_schema_errors, github_schema_errors, load_workflow
 from cli_helpers import HEADER, TOKEN, run_cli
 
 IPYNB = {
@@ -120,6 +120,25 @@ def test_the_generated_pipelines_pass_their_schemas(repo: Path) -> None:
     from dbx_promote import __version__
 
     assert f"dbx-promote=={__version__}" in workflow
+
+
+def test_the_generated_pipelines_keep_each_deploys_test_results(repo: Path) -> None:
+    """Both pipelines write JUnit after each deploy and keep it even when a test failed."""
+    init_project(InitOptions(root=repo, ci="both"))
+    github = load_workflow((repo / ".github" / "workflows" / "dbx-promote.yml").read_text())
+    for job in ("test", "prod"):
+        steps = github["jobs"][job]["steps"]
+        assert f"--junit test-results/TEST-dbx-{job}.xml" in steps[-2]["run"]
+        assert steps[-1]["uses"].startswith("actions/upload-artifact@")
+        assert (steps[-1]["if"], steps[-1]["with"]["name"]) == (
+            "${{ !cancelled() }}",
+            f"test-results-{job}",
+        )
+    azure = (repo / "azure-pipelines.yml").read_text()
+    for env in ("test", "prod"):
+        assert f'--junit "$(Common.TestResultsDirectory)/TEST-dbx-{env}.xml"' in azure
+    assert azure.count("task: PublishTestResults@2") == 2
+    assert azure.count("condition: always()") == 2
 
 
 def test_init_ci_github_writes_only_the_workflow(repo: Path) -> None:

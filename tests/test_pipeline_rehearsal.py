@@ -47,10 +47,13 @@ from dbx_promote.artifact import open_artifact
 from dbx_promote.emulator import Emulator, JobRule
 
 from rehearsal_helpers import (
+    HOTFIX,
+    PROD_NOTEBOOK,
     deployed_record,
     path_without_dev_venv,
     python_toolcache,
     release_checkout,
+    release_deployed,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -469,6 +472,35 @@ def test_release_run_two_workspaces(
 ) -> None:
     """Test and Prod in separate workspaces, as docs/azure-devops.md sets the groups up."""
     _rehearse_release(tmp_path, sources, emulator, second_emulator, fail_first=False)
+
+
+@pytest.mark.slow
+def test_the_nightly_watch_fails_on_a_drifted_prod_and_still_runs_its_smoke_tests(
+    tmp_path: Path, sources: Path, emulator: Emulator, second_emulator: Emulator
+) -> None:
+    """The Watch stage of a scheduled run, after a release, once someone edited Prod."""
+    release_deployed(sources, emulator, second_emulator)
+    second_emulator.hand_edit(PROD_NOTEBOOK, HOTFIX)
+    groups = {
+        "dbx-test": {"DBX_PROMOTE_TEST_HOST": emulator.url},
+        "dbx-prod": {"DBX_PROMOTE_PROD_HOST": second_emulator.url},
+    }
+    agent = Agent(tmp_path, sources, groups)
+    pipeline = load_pipeline()
+    assert stage_runs(pipeline, "Watch", "refs/heads/main", "Schedule")
+
+    assert agent.run_stage(pipeline, "Watch", "refs/heads/main") == []
+    [failure] = agent.failures
+    assert failure.startswith("Watch: step 'status --check, then test --env prod' exited 1")
+    # The finding is one logged issue, naming the drifted notebook; test is clean.
+    issues = [x for x in failure.splitlines() if x.startswith("##vso[task.logissue")]
+    assert len(issues) == 1 and issues[0].startswith("##vso[task.logissue type=error")
+    assert "prod: drift: " in issues[0] and "ingest/load_orders" in issues[0]
+    assert "ok    test: runs " in failure
+    # The smoke tests ran after the failed check, and passed: Prod works, it drifted.
+    assert "tests/smoke_prod" in failure
+    assert _record(second_emulator, "prod")["tests"]["outcome"] == "passed"
+    assert TOKEN not in failure
 
 
 def test_prod_stage_runs_only_for_release_tags() -> None:

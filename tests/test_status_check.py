@@ -15,7 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.service.workspace import ImportFormat
+from databricks.sdk.service.workspace import (
+    ImportFormat,
+    WorkspaceObjectAccessControlRequest,
+    WorkspaceObjectPermissionLevel,
+)
 
 from dbx_promote import operations
 from dbx_promote.artifact import Artifact, BuildOptions, build_artifact
@@ -109,6 +113,37 @@ def test_a_hand_edit_and_a_deletion_fail_the_check_each_in_one_line(
     ]
     assert "ok    test: runs 1.0.0, clean" in result.stdout
     assert "check failed: 2 findings" in result.stdout
+
+
+def test_a_grant_on_root_made_by_hand_is_permission_drift(
+    cfg: Path, workspace_client: WorkspaceClient
+) -> None:
+    """Root's ACL is configured; someone shares the folder by hand afterwards."""
+    cfg.write_text(
+        CONFIG.replace(
+            "    root: /Shared/watch/prod\n",
+            "    root: /Shared/watch/prod\n    permissions: [{group: readers, level: CAN_READ}]\n",
+        )
+    )
+    deploy_everywhere(cfg)
+    assert check(cfg=cfg).exit_code == 0
+    root = str(workspace_client.workspace.get_status(PROD).object_id)
+    workspace_client.workspace.update_permissions(
+        "directories",
+        root,
+        access_control_list=[
+            WorkspaceObjectAccessControlRequest(
+                group_name="analysts", permission_level=WorkspaceObjectPermissionLevel.CAN_EDIT
+            )
+        ],
+    )
+    result = check(cfg=cfg)
+    assert result.exit_code == 1
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert fails == [
+        "FAIL  prod: permissions: root's permissions are not as configured (0 missing, 1 "
+        "extra, 0 at another level); the next deploy sets them"
+    ]
 
 
 def plant_lock(client: WorkspaceClient, started_at: str, emulator: Emulator | None = None) -> None:

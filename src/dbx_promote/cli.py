@@ -38,6 +38,7 @@ class _Seams:
     """What `main` hands the command group (see `AppContext.connect`)."""
 
     connect: Callable[[Any], Any] | None = None
+    json_stdout: bool = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +57,8 @@ class _Seams:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """Build Databricks notebooks once; promote the same bytes from Test to Prod."""
-    connect = ctx.obj.connect if isinstance(ctx.obj, _Seams) and ctx.obj.connect else None
+    seams = ctx.obj if isinstance(ctx.obj, _Seams) else _Seams()
+    connect = seams.connect
     ctx.obj = AppContext(
         config_path=config_path,
         debug=debug,
@@ -65,6 +67,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
         out=Console() if sys.stdout.isatty() else Console(width=160),
         err=Console(stderr=True),
         connect=connect or connect_sdk,
+        json_stdout=seams.json_stdout,
     )
     if debug:
         _enable_debug_logging()
@@ -380,14 +383,22 @@ def ado_ensure_environments(
 # === entry point ===========================================================================
 
 
-def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
+def _fail(
+    message: str, code: int, exc: BaseException | None = None, *, json_stdout: bool = False
+) -> NoReturn:
     from dbx_promote.ci import report_failure
     from dbx_promote.redact import redact
 
     line = redact(" ".join(message.split()))
     click.echo(f"error: {line}", err=True)
-    report_failure(detect_ci(), line, exc)
+    report_failure(detect_ci(json_stdout=json_stdout), line, exc)
     sys.exit(code)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--output json`` (either spelling)."""
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return "--output=json" in args or any(a == "--output" and b == "json" for a, b in pairs)
 
 
 def _print_redacted_traceback() -> None:
@@ -405,13 +416,19 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
 
     ``connect`` replaces how workspaces are reached (a seam for in-process tests).
     """
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    # With --output json, standard output is one JSON document: no CI command may join it.
+    json_stdout = wants_json(args)
     # A cancelled pipeline run sends SIGTERM after SIGINT: both stop a deploy the same
     # way, through its restore path, and release the lock.
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(
-            args=argv, prog_name="dbx-promote", standalone_mode=False, obj=_Seams(connect)
+            args=argv,
+            prog_name="dbx-promote",
+            standalone_mode=False,
+            obj=_Seams(connect, json_stdout),
         )
         # Outside standalone mode click returns, not raises, a command's `Exit(n)`.
         if isinstance(code, int) and code:
@@ -419,7 +436,7 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        _fail("aborted", 130)
+        _fail("aborted", 130, json_stdout=json_stdout)
     except click.ClickException as exc:
         # Usage errors: keep click's own hint line, exit 2 as the contract says.
         exc.show()
@@ -427,9 +444,9 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
     except DbxPromoteError as exc:
         if debug:
             _print_redacted_traceback()
-        _fail(str(exc), exc.exit_code, exc)
+        _fail(str(exc), exc.exit_code, exc, json_stdout=json_stdout)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", 130, json_stdout=json_stdout)
     except Exception as exc:
         if debug:
             _print_redacted_traceback()
@@ -437,5 +454,10 @@ def main(argv: list[str] | None = None, *, connect: Callable[[Any], Any] | None 
             # A path that cannot be read or written is the path's problem, not a bug.
             from dbx_promote.localpaths import os_error_line
 
-            _fail(*os_error_line(exc))
-        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+            line, code = os_error_line(exc)
+            _fail(line, code, json_stdout=json_stdout)
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            1,
+            json_stdout=json_stdout,
+        )

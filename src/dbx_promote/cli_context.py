@@ -35,20 +35,32 @@ class AppContext:
     out: Console
     err: Console
     connect: Callable[[Any], Any] = connect_sdk
+    json_stdout: bool = False  # --output json: stdout is one JSON document
     _ci: CISystem | None = field(default=None, repr=False)
 
     @property
     def ci(self) -> CISystem:
         """The CI system of this run (a no-op outside CI): annotations, summary, outputs."""
         if self._ci is None:
-            self._ci = detect_ci()
+            self._ci = detect_ci(json_stdout=self.json_stdout)
         return self._ci
 
 
-def detect_ci() -> CISystem:
+def detect_ci(*, json_stdout: bool = False) -> CISystem:
+    """The CI system of this process, writing its lines with click.
+
+    With ``json_stdout`` (``--output json``) standard output carries one JSON document and
+    nothing else, so what a system writes there (Azure's ##vso logging commands, GitHub's
+    groups) is dropped; GitHub's annotations go to standard error and stay.
+    """
     from dbx_promote.ci import detect
 
-    return detect(out=click.echo, err=lambda line: click.echo(line, err=True))
+    out = _drop if json_stdout else click.echo
+    return detect(out=out, err=lambda line: click.echo(line, err=True))
+
+
+def _drop(line: str) -> None:
+    """Where a CI system's standard-output lines go under ``--output json``."""
 
 
 def emit_json(obj: Any) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbx_promote.access import plan_permissions
 from dbx_promote.config import Config, Environment, env_var_name, join_workspace
 from dbx_promote.connection import AUTH_ENV_VAR, connect
 from dbx_promote.errors import (
@@ -24,7 +25,7 @@ from dbx_promote.errors import (
     RecordCorrupt,
 )
 from dbx_promote.lock import LockRules, judge
-from dbx_promote.permissions import RANK, Grant
+from dbx_promote.permissions import RANK, Identity, ObjectAcl
 from dbx_promote.record import (
     HISTORY_FILE,
     LOCK_FILE,
@@ -35,7 +36,7 @@ from dbx_promote.record import (
     Record,
     history_from_json,
 )
-from dbx_promote.remote import Identity, RemoteObject
+from dbx_promote.remote import RemoteObject
 from dbx_promote.workspace import Workspace
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
@@ -96,6 +97,7 @@ class _Session:
 
     ws: Workspace | None
     who: Identity | None
+    auth_type: str | None
     error: DbxPromoteError | None
 
 
@@ -122,10 +124,10 @@ class _Doctor:
         if env.name not in self.sessions:
             try:
                 ws = self.connect(env)
-                who = ws.whoami()
-                self.sessions[env.name] = _Session(ws, who, None)
+                me = ws.whoami()
+                self.sessions[env.name] = _Session(ws, me.principal, me.auth_type, None)
             except DbxPromoteError as exc:
-                self.sessions[env.name] = _Session(None, None, exc)
+                self.sessions[env.name] = _Session(None, None, None, exc)
         return self.sessions[env.name]
 
     # --- one environment ---------------------------------------------------------------
@@ -138,13 +140,12 @@ class _Doctor:
             for name in ("root", "access", "state", "lock"):
                 self.add(env.name, name, UNKNOWN, "not checked: no connection to the workspace")
         else:
-            kind = "service principal" if s.who.is_service_principal else "user"
+            kind = s.who.kind.replace("_", " ")
             self.add(
                 env.name,
                 "sign-in",
                 OK,
-                f"{s.who.user_name} ({kind}) via {s.who.auth_type or 'unknown auth'} "
-                f"on {s.ws.host}",
+                f"{s.who.name} ({kind}) via {s.auth_type or 'unknown auth'} on {s.ws.host}",
             )
             try:
                 self.folder(env, s.ws, s.who)
@@ -159,20 +160,27 @@ class _Doctor:
 
     def folder(self, env: Environment, ws: Workspace, who: Identity) -> None:
         try:
-            root = env.resolved_root(who.user_name)
+            root = env.resolved_root(who.name)
         except DbxPromoteError as exc:
             self.add(env.name, "root", FAIL, str(exc), "fix `root` in the config")
             return
-        target = self.root(env, ws, root)
+        try:
+            target = self.root(env, ws, root)
+        except PermissionDenied as exc:
+            self.add(env.name, "root", FAIL, str(exc), _grant_fix(who, root, "CAN_MANAGE"))
+            for name in ("access", "state", "lock"):
+                self.add(env.name, name, UNKNOWN, "not checked: root is not readable")
+            return
         if target is None:
             self.add(env.name, "access", UNKNOWN, "not checked: the root cannot be created")
-        else:
-            self.access(env, ws, who, root, *target)
+        elif self.access(env, ws, who, root, target) and env.permissions is not None:
+            self.permissions(env, ws, who, root)
         record = self.state(env, ws, root)
         self.lock(env, ws, root, record)
 
-    def root(self, env: Environment, ws: Workspace, root: str) -> tuple[str, int] | None:
-        """Check that root exists or can be created; returns (folder to check, its id)."""
+    def root(self, env: Environment, ws: Workspace, root: str) -> RemoteObject | None:
+        """Check that root exists or can be created; returns the folder whose access counts
+        (root, or the parent it will be created in)."""
         info = ws.get_status(root)
         if info is not None:
             if not info.is_dir:
@@ -185,7 +193,7 @@ class _Doctor:
                 )
                 return None
             self.add(env.name, "root", OK, f"{root} exists")
-            return root, int(info.object_id or 0)
+            return info
         parent = posixpath.dirname(root)
         pinfo = ws.get_status(parent)
         if pinfo is None or not pinfo.is_dir:
@@ -200,26 +208,29 @@ class _Doctor:
             )
             return None
         self.add(env.name, "root", OK, f"{root} does not exist yet; the first deploy creates it")
-        return parent, int(pinfo.object_id or 0)
+        return pinfo
 
     def access(
-        self, env: Environment, ws: Workspace, who: Identity, root: str, folder: str, oid: int
-    ) -> None:
-        """Can the caller write in root (or create it) and manage it?"""
+        self, env: Environment, ws: Workspace, who: Identity, root: str, target: RemoteObject
+    ) -> bool:
+        """Can the caller write in root (or create it) and manage it? True when it can."""
+        folder = target.path
         creating = folder != root
+        needed = "CAN_EDIT" if creating else "CAN_MANAGE"
         try:
-            acl = ws.get_acl(RemoteObject(folder, "DIRECTORY", object_id=oid))
-            grants = [*acl.direct, *(i.grant for i in acl.inherited)]
+            level = effective_level(ws.get_acl(target), who)
         except PermissionDenied:
+            # The workspace shows an ACL only to those who manage the object: a refusal
+            # proves the caller lacks CAN_MANAGE, but not that it lacks CAN_EDIT.
             self.add(
                 env.name,
                 "access",
-                FAIL,
-                f"{who.user_name} may not read the permissions of {folder}, so it does not "
-                "hold CAN_MANAGE there",
-                _grant_fix(who, folder, "CAN_EDIT" if creating else "CAN_MANAGE"),
+                UNKNOWN if creating else FAIL,
+                f"{who.name} may not read the permissions of {folder}, so it does not "
+                f"hold CAN_MANAGE there{'; creating root needs CAN_EDIT' if creating else ''}",
+                _grant_fix(who, folder, needed),
             )
-            return
+            return False
         except ObjectNotFound as exc:
             self.add(
                 env.name,
@@ -227,21 +238,46 @@ class _Doctor:
                 UNKNOWN,
                 f"the workspace did not answer the Permissions API ({exc.error_code or exc})",
             )
-            return
-        level = effective_level(grants, who)
-        needed = "CAN_EDIT" if creating else "CAN_MANAGE"
-        if _rank(level) >= _rank(needed):
+            return False
+        if RANK.get(level or "", 0) >= RANK[needed]:
             why = "; the creator gets CAN_MANAGE on root" if creating else ""
-            self.add(env.name, "access", OK, f"{who.user_name} holds {level} on {folder}{why}")
-            return
+            self.add(env.name, "access", OK, f"{who.name} holds {level} on {folder}{why}")
+            return True
         self.add(
             env.name,
             "access",
             FAIL,
-            f"{who.user_name} holds {level or 'no permission'} on {folder}; "
+            f"{who.name} holds {level or 'no permission'} on {folder}; "
             f"{'creating root' if creating else 'deploying'} needs {needed}",
             _grant_fix(who, folder, needed),
         )
+        return False
+
+    def permissions(self, env: Environment, ws: Workspace, who: Identity, root: str) -> None:
+        """Would the configured `permissions:` leave the caller CAN_MANAGE on root? The
+        deploy's own plan answers (read-only); it refuses a lockout, so doctor names it."""
+        assert env.permissions is not None
+        plan = plan_permissions(ws, root, env.permissions, (), who)
+        if not plan.known:
+            self.add(env.name, "permissions", UNKNOWN, "; ".join(plan.warnings))
+        elif plan.lockout:
+            self.add(
+                env.name,
+                "permissions",
+                FAIL,
+                plan.lockout,
+                f"add `{{{who.kind}: {who.name}, level: CAN_MANAGE}}` (or a group of it) to "
+                f"`permissions` of '{env.name}'",
+            )
+        else:
+            changes = "; ".join(f"{action} {what}" for action, what in plan.rows())
+            self.add(
+                env.name,
+                "permissions",
+                OK,
+                f"the configured permissions keep {who.name} CAN_MANAGE on root; "
+                f"the next deploy: {changes or 'no change'}",
+            )
 
     def state(self, env: Environment, ws: Workspace, root: str) -> Record | None:
         """The state folder is readable and its documents parse; returns the record."""
@@ -383,7 +419,7 @@ class _Doctor:
             )
             return
         try:
-            root = source.resolved_root(s.who.user_name)
+            root = source.resolved_root(s.who.name)
             raw = s.ws.read_optional(join_workspace(root, RECORD_FILE))
             record = (
                 None
@@ -544,15 +580,13 @@ def diagnose(
     return doctor.diagnosis
 
 
-def effective_level(grants: list[Grant], who: Identity) -> str | None:
-    """The strongest level ``who`` holds through its name, its groups, `users` or `admins`."""
-    if who.principal.is_admin:
+def effective_level(acl: ObjectAcl, who: Identity) -> str | None:
+    """The strongest level ``who`` holds on an object, directly, inherited, through its
+    groups or `users`; workspace admins always manage."""
+    if who.is_admin:
         return "CAN_MANAGE"
-    return max((g.level for g in grants if who.principal.holds(g)), key=_rank, default=None)
-
-
-def _rank(level: str | None) -> int:
-    return RANK.get(level or "", 0)
+    grants = [*acl.direct, *(i.grant for i in acl.inherited)]
+    return max((g.level for g in grants if who.holds(g)), key=RANK.__getitem__, default=None)
 
 
 def _sign_in_fix(env: Environment, exc: DbxPromoteError) -> str:
@@ -569,9 +603,9 @@ def _sign_in_fix(env: Environment, exc: DbxPromoteError) -> str:
 
 
 def _grant_fix(who: Identity, folder: str, level: str) -> str:
-    kind = "service principal" if who.is_service_principal else "user"
+    kind = who.kind.replace("_", " ")
     return (
-        f"have a workspace admin or an owner of {folder} grant {kind} {who.user_name} "
+        f"have a workspace admin or an owner of {folder} grant {kind} {who.name} "
         f"{level} on it (Share in the workspace UI)"
     )
 

@@ -15,7 +15,8 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -506,53 +507,19 @@ class _Handler(BaseHTTPRequestHandler):
         self, emu: Emulator, method: str, route: str, query: dict[str, str], body: bytes
     ) -> None:
         self._jobs_endpoint = jobs_endpoint(route)
-        if self._jobs_endpoint is not None:
-            endpoint = "jobs/" + self._jobs_endpoint
-        elif route == CLUSTERS_GET:
-            endpoint = "clusters/get"
-        elif route.startswith(WORKSPACE_PREFIX):
-            endpoint = route[len(WORKSPACE_PREFIX) :]
-        else:
-            endpoint = route[len(API_PREFIX) :]
-        content_type = self.headers.get("Content-Type", "")
-        counted = endpoint
-        if endpoint.startswith(PERMISSIONS_PREFIX):
-            counted, path = emu.acls.route_key(endpoint)
-        elif self._jobs_endpoint:
-            path = None
-        else:
-            path = _peek_path(method, query, body, content_type)
+        endpoint = self._endpoint_name(route)
+        call = _Call(emu, method, endpoint, query, body, self.headers.get("Content-Type", ""))
+        counted, path = self._count_key(call)
         self._pending = (method, counted, path, time.time())
         try:
             if emu.controls.latency_ms > 0:
                 time.sleep(emu.controls.latency_ms / 1000.0)
-            auth = self.headers.get("Authorization", "").strip()
-            if not auth or auth.lower() in ("bearer", "basic"):
-                raise ApiError(
-                    401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type"
-                )
-            caller = emu.caller(auth.split(" ", 1)[-1].strip())
-            if caller is None:
-                raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+            caller = self._authenticate(emu)
             injected = emu.controls.fault_for(counted, path, method)
             if injected is not None:
-                self._fault = True
-                if injected.after:
-                    self._apply_then_discard(
-                        emu, caller, method, endpoint, query, body, content_type
-                    )
-                if injected.drop:
-                    raise _Drop()
-                extra = {}
-                if injected.retry_after is not None:
-                    extra["Retry-After"] = str(injected.retry_after)
-                self._send_json(
-                    injected.status,
-                    {"error_code": injected.error_code, "message": injected.message},
-                    headers=extra,
-                )
+                self._inject(injected, caller, call)
                 return
-            self._endpoint(emu, caller, method, endpoint, query, body, content_type)
+            self._endpoint(caller, call)
         except _Drop:
             self.close_connection = True
         except ApiError as exc:
@@ -570,111 +537,154 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._flush_record(0)  # only still pending when no response was sent
 
-    def _apply_then_discard(
-        self,
-        emu: Emulator,
-        caller: Principal,
-        method: str,
-        endpoint: str,
-        query: dict[str, str],
-        body: bytes,
-        content_type: str,
-    ) -> None:
+    def _endpoint_name(self, route: str) -> str:
+        """The endpoint a route names: ``jobs/runs/get``, ``clusters/get``, ``list``..."""
+        if self._jobs_endpoint is not None:
+            return "jobs/" + self._jobs_endpoint
+        if route == CLUSTERS_GET:
+            return "clusters/get"
+        if route.startswith(WORKSPACE_PREFIX):
+            return route[len(WORKSPACE_PREFIX) :]
+        return route[len(API_PREFIX) :]
+
+    def _count_key(self, call: _Call) -> tuple[str, str | None]:
+        """(endpoint as counted, workspace path or None) of a request, for counters and faults."""
+        if call.endpoint.startswith(PERMISSIONS_PREFIX):
+            return call.emu.acls.route_key(call.endpoint)
+        if self._jobs_endpoint:
+            return call.endpoint, None
+        return call.endpoint, _peek_path(call.method, call.query, call.body, call.content_type)
+
+    def _authenticate(self, emu: Emulator) -> Principal:
+        auth = self.headers.get("Authorization", "").strip()
+        if not auth or auth.lower() in ("bearer", "basic"):
+            raise ApiError(
+                401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type"
+            )
+        caller = emu.caller(auth.split(" ", 1)[-1].strip())
+        if caller is None:
+            raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+        return caller
+
+    def _inject(self, injected: Fault, caller: Principal, call: _Call) -> None:
+        """Answer with an armed fault (after applying the request, when it says so)."""
+        self._fault = True
+        if injected.after:
+            self._apply_then_discard(caller, call)
+        if injected.drop:
+            raise _Drop()
+        extra = {}
+        if injected.retry_after is not None:
+            extra["Retry-After"] = str(injected.retry_after)
+        self._send_json(
+            injected.status,
+            {"error_code": injected.error_code, "message": injected.message},
+            headers=extra,
+        )
+
+    def _apply_then_discard(self, caller: Principal, call: _Call) -> None:
         """Handle the request for real but send nothing: "it landed, the answer was lost"."""
         self._discard = True
         try:
-            self._endpoint(emu, caller, method, endpoint, query, body, content_type)
+            self._endpoint(caller, call)
         except ApiError:
             pass
         finally:
             self._discard = False
 
-    def _endpoint(
-        self,
-        emu: Emulator,
-        caller: Principal,
-        method: str,
-        endpoint: str,
-        query: dict[str, str],
-        body: bytes,
-        content_type: str,
-    ) -> None:
-        store = emu.store
+    def _endpoint(self, caller: Principal, call: _Call) -> None:
+        emu, method, endpoint, body = call.emu, call.method, call.endpoint, call.body
         if self._jobs_endpoint is not None:
             data = _json_body(body) if method == "POST" else {}
-            self._send_json(200, emu.jobs.handle(method, self._jobs_endpoint, query, data))
-            return
-        if endpoint == "clusters/get":
-            self._send_json(200, _cluster(emu, method, query.get("cluster_id", "")))
-            return
-        if endpoint == SCIM_ME:
+            self._send_json(200, emu.jobs.handle(method, self._jobs_endpoint, call.query, data))
+        elif endpoint == "clusters/get":
+            self._send_json(200, _cluster(emu, method, call.query.get("cluster_id", "")))
+        elif endpoint == SCIM_ME:
             if method != "GET":
                 raise _method_not_allowed(method, endpoint)
             self._send_json(200, emu.scim_me(caller))
-            return
-        if endpoint.startswith(PERMISSIONS_PREFIX):
+        elif endpoint.startswith(PERMISSIONS_PREFIX):
             data = _json_body(body) if method in ("PUT", "PATCH") else {}
             self._send_json(200, emu.acls.handle(caller, method, endpoint, data))
-            return
-        acls = emu.acls
-        creator = (caller.principal_key, caller.name)
+        else:
+            self._workspace(caller, call)
+
+    def _workspace(self, caller: Principal, call: _Call) -> None:
+        """The Workspace API: one handler per endpoint, after the method is checked."""
+        method, endpoint = call.method, call.endpoint
         allowed = WORKSPACE_ENDPOINTS.get(endpoint)
         if allowed is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
         if method != allowed and not (allowed == "GET" and method == "HEAD"):
             raise _method_not_allowed(method, endpoint)
-        if endpoint == "get-status":
-            ws = parse_path(query.get("path"))
-            acls.check_read(caller, ws)
-            self._send_json(200, store.get_status(ws))
-        elif endpoint == "list":
-            after = query.get("notebooks_modified_after")
-            try:
-                after_ms = int(after) if after not in (None, "") else None
-            except ValueError:
-                raise invalid(f"Invalid value for 'notebooks_modified_after': {after!r}") from None
-            ws = parse_path(query.get("path"))
-            acls.check_read(caller, ws)
-            objects = store.list(ws, after_ms)
-            self._send_json(200, {"objects": objects} if objects else {})
-        elif endpoint == "export":
-            ws = parse_path(query.get("path"))
-            fmt = _enum(query.get("format"), EXPORT_FORMATS, "format", "SOURCE")
-            direct = _bool(query.get("direct_download"), "direct_download")
-            acls.check_read(caller, ws)
-            content, file_type = store.export(ws, cast(str, fmt))
-            if direct:
-                self._send(200, content, "application/octet-stream")
-            else:
-                out: dict[str, Any] = {"content": base64.b64encode(content).decode("ascii")}
-                if file_type:
-                    out["file_type"] = file_type
-                self._send_json(200, out)
-        elif endpoint == "mkdirs":
-            ws = parse_path(_json_body(body).get("path"))
-            acls.check_mkdirs(caller, ws)
-            store.mkdirs(ws, creator)
-            self._send_json(200, {})
-        elif endpoint == "delete":
-            data = _json_body(body)
-            ws = parse_path(data.get("path"))
-            recursive = _bool(data.get("recursive"), "recursive")
-            acls.check_write(caller, ws)
-            store.delete(ws, recursive)
-            self._send_json(200, {})
-        else:
-            request = _import_request(body, content_type)
-            stem = posixpath.splitext(request.path.canonical)[0]
-            acls.check_write(caller, request.path, [stem] if request.format == "AUTO" else [])
-            if not emu.controls.allow_import():
-                raise ApiError(
-                    429,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    f"Rate limit exceeded for workspace import "
-                    f"({emu.controls.import_rate_limit:g} requests per second).",
-                )
-            store.import_(request, emu.controls.directory_import, creator)
-            self._send_json(200, {})
+        handlers = {
+            "get-status": self._get_status,
+            "list": self._list,
+            "export": self._export,
+            "mkdirs": self._mkdirs,
+            "delete": self._delete,
+        }
+        handlers.get(endpoint, self._import)(caller, call)
+
+    def _get_status(self, caller: Principal, call: _Call) -> None:
+        ws = parse_path(call.query.get("path"))
+        call.emu.acls.check_read(caller, ws)
+        self._send_json(200, call.emu.store.get_status(ws))
+
+    def _list(self, caller: Principal, call: _Call) -> None:
+        after = call.query.get("notebooks_modified_after")
+        try:
+            after_ms = int(after) if after not in (None, "") else None
+        except ValueError:
+            raise invalid(f"Invalid value for 'notebooks_modified_after': {after!r}") from None
+        ws = parse_path(call.query.get("path"))
+        call.emu.acls.check_read(caller, ws)
+        objects = call.emu.store.list(ws, after_ms)
+        self._send_json(200, {"objects": objects} if objects else {})
+
+    def _export(self, caller: Principal, call: _Call) -> None:
+        ws = parse_path(call.query.get("path"))
+        fmt = _enum(call.query.get("format"), EXPORT_FORMATS, "format", "SOURCE")
+        direct = _bool(call.query.get("direct_download"), "direct_download")
+        call.emu.acls.check_read(caller, ws)
+        content, file_type = call.emu.store.export(ws, cast(str, fmt))
+        if direct:
+            self._send(200, content, "application/octet-stream")
+            return
+        out: dict[str, Any] = {"content": base64.b64encode(content).decode("ascii")}
+        if file_type:
+            out["file_type"] = file_type
+        self._send_json(200, out)
+
+    def _mkdirs(self, caller: Principal, call: _Call) -> None:
+        ws = parse_path(_json_body(call.body).get("path"))
+        call.emu.acls.check_mkdirs(caller, ws)
+        call.emu.store.mkdirs(ws, (caller.principal_key, caller.name))
+        self._send_json(200, {})
+
+    def _delete(self, caller: Principal, call: _Call) -> None:
+        data = _json_body(call.body)
+        ws = parse_path(data.get("path"))
+        recursive = _bool(data.get("recursive"), "recursive")
+        call.emu.acls.check_write(caller, ws)
+        call.emu.store.delete(ws, recursive)
+        self._send_json(200, {})
+
+    def _import(self, caller: Principal, call: _Call) -> None:
+        emu = call.emu
+        request = _import_request(call.body, call.content_type)
+        stem = posixpath.splitext(request.path.canonical)[0]
+        emu.acls.check_write(caller, request.path, [stem] if request.format == "AUTO" else [])
+        if not emu.controls.allow_import():
+            raise ApiError(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                f"Rate limit exceeded for workspace import "
+                f"({emu.controls.import_rate_limit:g} requests per second).",
+            )
+        creator = (caller.principal_key, caller.name)
+        emu.store.import_(request, emu.controls.directory_import, creator)
+        self._send_json(200, {})
 
     # --- control API ---------------------------------------------------------------------
 
@@ -683,62 +693,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         try:
             data = _json_body(body) if method == "POST" else {}
-            key = (method, name)
-            if key == ("POST", "reset"):
-                emu.reset(settings=bool(data.get("settings", False)))
-                self._send_json(200, {})
-            elif key == ("POST", "faults"):
-                try:
-                    emu.add_fault(Fault.from_dict(data))
-                except (TypeError, ValueError) as exc:
-                    raise invalid(f"Bad fault: {exc}") from None
-                self._send_json(200, {})
-            elif key == ("DELETE", "faults"):
-                emu.clear_faults()
-                self._send_json(200, {})
-            elif key == ("POST", "settings"):
-                try:
-                    if "latency_ms" in data:
-                        emu.set_latency(float(data["latency_ms"]))
-                    if "import_rate_limit" in data:
-                        limit = data["import_rate_limit"]
-                        emu.set_import_rate_limit(None if limit is None else float(limit))
-                    if "directory_import" in data:
-                        emu.set_directory_import(str(data["directory_import"]))
-                except (TypeError, ValueError) as exc:
-                    raise invalid(f"Bad settings: {exc}") from None
-                self._send_json(200, {})
-            elif key == ("POST", "principals"):
-                try:
-                    spec = data.get("spec") or _principal_spec(data)
-                    emu.add_principal(spec)
-                except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                    raise invalid(f"Bad principal: {exc}") from None
-                self._send_json(200, {})
-            elif key == ("GET", "principals"):
-                self._send_json(200, [_principal_json(p) for p in emu.principals.all()])
-            elif key == ("DELETE", "principals"):
-                emu.clear_principals()
-                self._send_json(200, {})
-            elif key == ("GET", "counters"):
-                self._send_json(200, emu.counters())
-            elif key == ("GET", "log"):
-                self._send_json(200, emu.request_log())
-            elif key == ("GET", "tree"):
-                self._send_json(200, emu.tree(query.get("root") or "/"))
-            elif key == ("GET", "read"):
-                self._send(200, emu.read(query.get("path", "")), "application/octet-stream")
-            elif name.startswith("jobs/"):
-                self._send_json(200, jobs_control(emu.jobs, method, name[5:], data))
-            elif key == ("POST", "hand-edit"):
-                raw = data.get("content_b64")
-                content = None if raw is None else decode_b64(raw)
-                emu.hand_edit(data.get("path", ""), content)
-                self._send_json(200, {})
-            else:
-                raise ApiError(
-                    404, "ENDPOINT_NOT_FOUND", f"No control API found for '{method} /{name}'"
-                )
+            self._control_call(emu, method, name, query, data)
         except ApiError as exc:
             self._send_json(exc.status, exc.body())
         except Exception as exc:
@@ -746,6 +701,83 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(
                 500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
             )
+
+    def _control_call(
+        self, emu: Emulator, method: str, name: str, query: dict[str, str], data: dict[str, Any]
+    ) -> None:
+        key = (method, name)
+        reads: dict[tuple[str, str], Callable[[], Any]] = {
+            ("GET", "principals"): lambda: [_principal_json(p) for p in emu.principals.all()],
+            ("GET", "counters"): emu.counters,
+            ("GET", "log"): emu.request_log,
+            ("GET", "tree"): lambda: emu.tree(query.get("root") or "/"),
+        }
+        changes: dict[tuple[str, str], Callable[[], Any]] = {
+            ("POST", "reset"): lambda: emu.reset(settings=bool(data.get("settings", False))),
+            ("POST", "faults"): lambda: _add_fault(emu, data),
+            ("DELETE", "faults"): emu.clear_faults,
+            ("POST", "settings"): lambda: _settings(emu, data),
+            ("POST", "principals"): lambda: _add_principal(emu, data),
+            ("DELETE", "principals"): emu.clear_principals,
+            ("POST", "hand-edit"): lambda: _hand_edit(emu, data),
+        }
+        if key in reads:
+            self._send_json(200, reads[key]())
+        elif key == ("GET", "read"):
+            self._send(200, emu.read(query.get("path", "")), "application/octet-stream")
+        elif name.startswith("jobs/"):
+            self._send_json(200, jobs_control(emu.jobs, method, name[5:], data))
+        elif key in changes:
+            changes[key]()
+            self._send_json(200, {})
+        else:
+            raise ApiError(
+                404, "ENDPOINT_NOT_FOUND", f"No control API found for '{method} /{name}'"
+            )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One Workspace/Jobs/Permissions API request, as the handlers need it."""
+
+    emu: Emulator
+    method: str
+    endpoint: str
+    query: dict[str, str]
+    body: bytes
+    content_type: str
+
+
+def _add_fault(emu: Emulator, data: dict[str, Any]) -> None:
+    try:
+        emu.add_fault(Fault.from_dict(data))
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Bad fault: {exc}") from None
+
+
+def _settings(emu: Emulator, data: dict[str, Any]) -> None:
+    try:
+        if "latency_ms" in data:
+            emu.set_latency(float(data["latency_ms"]))
+        if "import_rate_limit" in data:
+            limit = data["import_rate_limit"]
+            emu.set_import_rate_limit(None if limit is None else float(limit))
+        if "directory_import" in data:
+            emu.set_directory_import(str(data["directory_import"]))
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Bad settings: {exc}") from None
+
+
+def _add_principal(emu: Emulator, data: dict[str, Any]) -> None:
+    try:
+        emu.add_principal(data.get("spec") or _principal_spec(data))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise invalid(f"Bad principal: {exc}") from None
+
+
+def _hand_edit(emu: Emulator, data: dict[str, Any]) -> None:
+    raw = data.get("content_b64")
+    emu.hand_edit(data.get("path", ""), None if raw is None else decode_b64(raw))
 
 
 def _cluster(emu: Emulator, method: str, cluster_id: str) -> dict[str, Any]:
