@@ -165,3 +165,11 @@ def build_releases(
         data = json.loads(result.stdout)
         out[version] = Built(Path(data["artifact"]), data["version"], data["digest"])
     return out
+
+
+def ctrl_c_reaches_python() -> None:
+    """`preexec_fn` for a CLI that a test stops with SIGINT: a shell's background job starts
+    with SIGINT ignored, and a Python started so never turns it into KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

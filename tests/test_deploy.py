@@ -369,6 +369,8 @@ def test_ctrl_c_during_apply_restores_and_releases_the_lock(emulator, tmp_path):
     import subprocess
     import sys
 
+    from cli_helpers import ctrl_c_reaches_python
+
     many_v1 = {f"nb/n{i:02}.py": f"# Databricks notebook source\nprint({i})\n" for i in range(30)}
     many_v2 = {k: v.replace("print(", "print('v2', ") for k, v in many_v1.items()}
     v1, v2 = build(tmp_path, many_v1, "1.0.0"), build(tmp_path, many_v2, "2.0.0")
@@ -382,7 +384,11 @@ def test_ctrl_c_during_apply_restores_and_releases_the_lock(emulator, tmp_path):
     start = len(emulator.request_log())
 
     proc = subprocess.Popen(
-        [*cmd, str(v2.path), "--env", "test"], env=env, stderr=subprocess.PIPE, text=True
+        [*cmd, str(v2.path), "--env", "test"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_reaches_python,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ from dbx_promote.remote import JobRun
 from dbx_promote.testresults import NotebookResult, SuiteEvents, SuiteResult
 from dbx_promote.workspace import Workspace
 
-from cli_helpers import TOKEN, assert_error
+from cli_helpers import TOKEN, assert_error, ctrl_c_reaches_python
 from conftest import FakeClock
 from deploy_helpers import ROOT, build, deploy, deployer
 
@@ -335,6 +335,7 @@ def test_ctrl_c_in_the_cli_cancels_the_runs_it_started(emulator, fake_clock, tmp
         text=True,
         env=cli_env(emulator),
         stdin=subprocess.DEVNULL,
+        preexec_fn=ctrl_c_reaches_python,
     )
     try:
         deadline = time.monotonic() + 60
