@@ -86,6 +86,8 @@ def test_deploy_warnings_keep_stdout_pure_json(
     workspace_client.workspace.upload(
         f"{ROOT}/.dbx-promote/lock.json", stale.to_json(), format=ImportFormat.AUTO
     )
+    # Stale on the workspace's clock too (the engine judges a lock's age by both).
+    emulator.backdate(f"{ROOT}/.dbx-promote/lock.json", 10 * 24 * 3600)
     (repo / "notebooks" / "etl" / "ingest.py").write_text(HEADER + "print('v2')\n")
     proc = run(repo, ci, emulator, "deploy", "--env", "test", "--break-lock", "--output", "json")
     assert proc.returncode == 0, proc.stderr
