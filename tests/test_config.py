@@ -247,3 +247,16 @@ def test_tests_problems_are_reported_with_the_rest_of_the_file(tmp_path):
     text = str(err.value)
     assert "has 3 problems" in text
     assert "shared top-level folder" in text and "unknown key 'gpu'" in text and "explode" in text
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "true"])
+def test_keep_backups_below_one_is_refused(tmp_path, value):
+    path = tmp_path / "dbx-promote.yml"
+    path.write_text(
+        "project: p\nsource: nb\nenvironments:\n"
+        f"  test:\n    root: /Shared/p/test\n    keep_backups: {value}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"environments\.test\.keep_backups must be an integer >= 1"
+    ):
+        load_config(path)

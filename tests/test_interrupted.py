@@ -146,3 +146,23 @@ def test_backups_of_only_the_last_keep_backups_deploys_are_kept(tmp_path):
         d.deploy(target_from_artifact(v1, d.env, d.user))
     stamps = {p.split("/")[2] for p in ws.files(ROOT) if p.startswith(".dbx-promote/backups/")}
     assert stamps == {"20260103T000000Z", "20260104T000000Z"}
+
+
+def test_pruning_never_removes_the_backup_of_the_run_that_prunes_even_on_a_slow_clock(tmp_path):
+    """keep_backups: 1 and a deploy whose clock is behind the last one's: the stamp of this
+    run sorts below the older ones, and still this run's backup is the one kept."""
+    v1 = build(tmp_path, V1, "1.0.0")
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    for day in (3, 2):  # the second deploy's clock is a day behind the first's
+        ws.hand_edit(f"{ROOT}/etl/clean", f"-- Databricks notebook source\nSELECT {day}\n".encode())
+        d = Deployer(
+            ws,
+            environment(keep_backups=1),
+            ROOT,
+            ws.user,
+            now=lambda day=day: f"2026-01-0{day}T00:00:00Z",
+        )
+        d.deploy(target_from_artifact(v1, d.env, d.user))
+    stamps = {p.split("/")[2] for p in ws.files(ROOT) if p.startswith(".dbx-promote/backups/")}
+    assert stamps == {"20260102T000000Z"}

@@ -70,13 +70,18 @@ def take_backups(folder: Folder, plan: Plan, stamp: str) -> BackupSet:
     return BackupSet(MappingProxyType(dict(saved)))
 
 
-def prune_backups(folder: Folder, keep: int) -> None:
-    """Keep the backups of the last ``keep`` deploys that made any; a failure only warns."""
+def prune_backups(folder: Folder, keep: int, current: str) -> None:
+    """Keep the backups of the last ``keep`` deploys that made any (at least one), and
+    always the ``current`` run's stamp; a failure only warns."""
     try:
         found = folder.ws.list_dir(folder.abs(BACKUPS_DIR)) or []
-        # Folder names are UTC timestamps, so their order is the deploys' order.
-        stamps = sorted((o for o in found if o.is_dir), key=lambda o: o.path, reverse=True)
-        for old in stamps[keep:]:
+        mine = folder.abs(folder.layout.backup_dir(current))
+        # Folder names are UTC timestamps of the deploys' clocks: a skewed clock can sort
+        # this run's stamp below older ones, so it is kept apart and counted first.
+        stamps = sorted(
+            (o for o in found if o.is_dir and o.path != mine), key=lambda o: o.path, reverse=True
+        )
+        for old in stamps[max(1, keep) - 1 :]:
             folder.ws.delete(old.path, recursive=True)
     except DbxPromoteError as exc:
         folder.events.warning(f"could not prune old backups: {exc}")

@@ -30,6 +30,7 @@ that step's own writes (newest step first: an ACL goes back before its notebooks
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -547,7 +548,7 @@ class Run:
                 self.deployer.store.store, self.target.artifact, release, known
             )
             try:
-                self.backups = take_backups(self.folder, plan, self._stamp())
+                self.backups = take_backups(self.folder, plan, self._stamp)
                 if self.result is not None:
                     self.result.backups = self.backups.paths
                 with self.target.content() as content:
@@ -568,7 +569,9 @@ class Run:
             stored.result()
         return applied
 
+    @functools.cached_property
     def _stamp(self) -> str:
+        """This run's backup folder name (one per run: pruning never removes it)."""
         return self.deployer.now().replace(":", "").replace("-", "")
 
     def _bulk_plan(self, plan: Plan) -> BulkPlan | None:
@@ -609,7 +612,7 @@ class Run:
         )
         self.committed = record
         if self.backups.copies:
-            prune_backups(self.folder, self.deployer.env.keep_backups)
+            prune_backups(self.folder, self.deployer.env.keep_backups, self._stamp)
 
     def _failed(self, exc: BaseException, plan: Plan, undone: list[str]) -> DeployFailed:
         """Restore after a failure; the error that says what happened and what was done
