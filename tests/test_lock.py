@@ -42,7 +42,10 @@ def stamp(minutes_ago: float) -> str:
     return (NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
 
 
-def lock(deploy_id="theirs", host="agent-7", pid=42, beat=0.5) -> Lock:
+HERE = "laptop/boot-1/pid:[4026531836]"  # this process's host identity in these tests
+
+
+def lock(deploy_id="theirs", host="agent-7", pid=42, beat=0.5, host_id=None) -> Lock:
     return Lock(
         "ci@example.com",
         stamp(10),
@@ -53,10 +56,13 @@ def lock(deploy_id="theirs", host="agent-7", pid=42, beat=0.5) -> Lock:
         deploy_id=deploy_id,
         heartbeat_at=stamp(beat),
         from_version="1.0.0",
+        host_id=HERE if host_id is None and host == "laptop" else (host_id or ""),
     )
 
 
-RULES = LockRules(stale_minutes=3, host="laptop", alive=lambda pid: pid == 42, now=lambda: NOW)
+RULES = LockRules(
+    stale_minutes=3, host="laptop", alive=lambda pid: pid == 42, now=lambda: NOW, host_id=HERE
+)
 
 
 def ours(**kw) -> Lock:
@@ -77,8 +83,22 @@ def place(f: Folder, other: Lock) -> None:
         (lock(host="laptop", pid=41), None, "process 41 on this host (laptop) is gone"),
         (lock(host="laptop", pid=42), None, None),
         (lock(deploy_id="d1"), "d1", "the record carries deploy d1"),
+        # The same hostname in another container (or boot): its pid is not ours to judge.
+        (lock(host="laptop", pid=41, host_id="laptop/boot-1/pid:[4026532999]"), None, None),
+        (lock(host="laptop", pid=41, host_id="laptop/boot-2/pid:[4026531836]"), None, None),
+        # A lock that does not say which machine it is from (an older dbx-promote).
+        (lock(host="laptop", pid=41, host_id=""), None, None),
     ],
-    ids=["live", "old-heartbeat", "dead-pid-here", "live-pid-here", "committed"],
+    ids=[
+        "live",
+        "old-heartbeat",
+        "dead-pid-here",
+        "live-pid-here",
+        "committed",
+        "same-hostname-other-container",
+        "same-hostname-other-boot",
+        "no-host-identity",
+    ],
 )
 def test_stale_rules(other, rec, stale):
     from dataclasses import replace
@@ -90,6 +110,24 @@ def test_stale_rules(other, rec, stale):
     else:
         assert stale in state.stale
     assert state.committed == (rec is not None)
+
+
+def test_a_lock_of_another_container_with_our_hostname_is_live_and_says_so():
+    other = lock(host="laptop", pid=41, host_id="laptop/boot-1/pid:[4026532999]")
+    assert "a host named laptop (another container or boot)" in judge(other, None, RULES).live
+
+
+def test_this_host_is_named_by_hostname_boot_and_pid_namespace_or_not_at_all():
+    import socket
+
+    from dbx_promote.lock import host_identity
+
+    here = host_identity()
+    if here:  # Linux: /proc tells the boot and the pid namespace
+        name, boot, namespace = here.split("/", 2)
+        assert name == socket.gethostname() and boot and namespace.startswith("pid:")
+    # A lock that names no machine is never judged by its pid.
+    assert not LockRules(host_id="").same_host(lock(host_id=""))
 
 
 def test_a_live_lock_is_not_broken_by_break_lock_and_the_refusal_names_the_rule():

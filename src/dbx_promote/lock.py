@@ -8,11 +8,14 @@ both hold it; a create whose answer was lost is resolved by reading the lock bac
 A lock is **stale** when the record already carries its `deploy_id` (the deploy committed
 but could not unlock: removed automatically, with a warning), when its holder ran on this
 host and its pid is gone, or when its heartbeat is older than `lock_stale_minutes`.
+"This host" means the same hostname, boot and pid namespace (`host_identity`): containers
+share hostnames, and a pid of another container says nothing about its process.
 `--break-lock` breaks a stale lock; `--break-lock --force` any lock.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -43,6 +46,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+@functools.cache
+def host_identity() -> str:
+    """This machine and pid namespace: hostname, boot id and pid namespace, or "" when
+    the boot id or namespace cannot be read (then no lock is judged by its pid)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{socket.gethostname()}/{boot}/{namespace}" if boot and namespace else ""
+
+
 @dataclass(frozen=True)
 class LockRules:
     """How to judge someone else's lock (seams for tests: host, pids, clock)."""
@@ -51,9 +67,15 @@ class LockRules:
     host: str = ""
     alive: Callable[[int], bool] = pid_alive
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    host_id: str = ""  # this process's `host_identity` (a seam for tests)
 
     def this_host(self) -> str:
         return self.host or socket.gethostname()
+
+    def same_host(self, lock: Lock) -> bool:
+        """Whether ``lock``'s pid is a pid of this machine and pid namespace."""
+        here = self.host_id or host_identity()
+        return bool(here) and lock.host_id == here
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,7 @@ def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
             "but could not remove its lock",
             committed=True,
         )
-    here = lock.host == rules.this_host()
+    here = rules.same_host(lock)
     if here and not rules.alive(lock.pid):
         return LockState(lock, f"its process {lock.pid} on this host ({lock.host}) is gone")
     age = lock.heartbeat_age_seconds(rules.now())
@@ -85,11 +107,12 @@ def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
             lock,
             f"its heartbeat is {_minutes(age)} old (lock_stale_minutes: {rules.stale_minutes})",
         )
-    where = (
-        f"its process {lock.pid} on this host is running"
-        if here
-        else f"it runs on another host ({lock.host})"
-    )
+    if here:
+        where = f"its process {lock.pid} on this host is running"
+    elif lock.host == rules.this_host():
+        where = f"it runs on a host named {lock.host} (another container or boot)"
+    else:
+        where = f"it runs on another host ({lock.host})"
     return LockState(
         lock,
         None,
@@ -161,6 +184,7 @@ def new_lock(
         intent=intent,
         jupyter=jupyter,
         new_dirs=new_dirs,
+        host_id=host_identity(),
     )
 
 

@@ -282,6 +282,9 @@ class Lock:
     intent: dict[str, str] = field(default_factory=dict)  # path -> sha256 being written
     jupyter: list[str] = field(default_factory=list)  # intent paths exported as .ipynb
     new_dirs: list[str] = field(default_factory=list)  # folders this deploy creates
+    # Which machine and pid namespace ``pid`` belongs to (lock.host_identity): a hostname
+    # alone is shared by containers, whose pids mean nothing to each other. "" unknown.
+    host_id: str = ""
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -338,6 +341,7 @@ def _lock_from(f: Fields) -> Lock:
         intent={str(p): intents.sha256(p) for p in intent},
         jupyter=f.texts("jupyter", []),
         new_dirs=f.texts("new_dirs", []),
+        host_id=f.text("host_id", ""),
     )
 
 
