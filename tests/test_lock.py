@@ -230,3 +230,31 @@ def test_a_lock_create_whose_answer_was_lost_is_ours_when_read_back():
     ws.create_file_exclusive = lost  # type: ignore[method-assign]
     with DeployLock(f, ours(), env_name="prod", rules=RULES):
         assert json.loads(ws.read_optional(f.abs(LOCK_FILE)))["deploy_id"] == "ours"
+
+
+def test_the_end_of_a_deploy_does_not_wait_for_a_stuck_heartbeat_nor_let_it_bring_the_lock_back():
+    import time
+
+    f, _ = folder()
+    ws = f.ws
+    stuck, release = threading.Event(), threading.Event()
+    original = ws.read_optional
+
+    def slow(path):
+        data = original(path)
+        if path.endswith("lock.json") and threading.current_thread().name.endswith("heartbeat"):
+            stuck.set()
+            release.wait(10)  # the answer of a read retrying a throttled workspace
+        return data
+
+    ws.read_optional = slow  # type: ignore[method-assign]
+    started = time.monotonic()
+    with DeployLock(
+        f, ours(), env_name="prod", rules=RULES, heartbeat_seconds=0.01, heartbeat_join_seconds=0.2
+    ):
+        assert stuck.wait(10)
+    assert time.monotonic() - started < 5
+    assert original(f.abs(LOCK_FILE)) is None
+    release.set()  # the beat's read comes back after the release: it must not write
+    time.sleep(0.2)
+    assert original(f.abs(LOCK_FILE)) is None

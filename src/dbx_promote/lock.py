@@ -31,6 +31,9 @@ from dbx_promote.record import Lock, Record, local_identity, pipeline_context, u
 from dbx_promote.state import Folder
 
 HEARTBEAT_SECONDS = 30.0
+# How long the end of a deploy waits for a heartbeat still in flight (its request may be
+# retrying a throttled workspace); the beat then finds the lock released and does not write.
+HEARTBEAT_JOIN_SECONDS = 5.0
 
 
 def pid_alive(pid: int) -> bool:
@@ -199,6 +202,7 @@ class DeployLock:
         break_lock: break a stale lock; with ``force`` any lock.
         rules: the stale rules.
         heartbeat_seconds: how often to refresh ``heartbeat_at`` while held.
+        heartbeat_join_seconds: how long the release waits for a heartbeat in flight.
         on_left_behind: called when our lock could not be removed at the end.
     """
 
@@ -213,6 +217,7 @@ class DeployLock:
         force: bool = False,
         rules: LockRules | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_join_seconds: float = HEARTBEAT_JOIN_SECONDS,
         on_left_behind: Callable[[Lock], str | None] | None = None,
     ) -> None:
         self.folder = folder
@@ -223,6 +228,7 @@ class DeployLock:
         self.force = force
         self.rules = rules or LockRules()
         self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_join_seconds = heartbeat_join_seconds
         self.on_left_behind = on_left_behind
         #: The lock of a dead deploy this one broke: its intent tells what it wrote.
         self.broken: Lock | None = None
@@ -248,7 +254,7 @@ class DeployLock:
     ) -> None:
         self._stop.set()
         if self._beat is not None:
-            self._beat.join()
+            self._beat.join(self.heartbeat_join_seconds)
         self._release()
 
     def is_ours(self, other: Lock | None) -> bool:
@@ -330,6 +336,8 @@ class DeployLock:
                     )
                     return
                 with self._writing:
+                    if self._stop.is_set():
+                        return  # released meanwhile: a write now would bring the lock back
                     beat = replace(self.lock, heartbeat_at=utc_now())
                     self.folder.write_lock(beat)
                     self.lock = beat
@@ -369,7 +377,9 @@ class DeployLock:
                         f"the lock is now held by {current.describe()}; left it"
                     )
                 return
-            self.folder.delete_lock()
+            # Not while a heartbeat writes: it would bring the deleted lock back.
+            with self._writing:
+                self.folder.delete_lock()
         except DbxPromoteError as exc:
             left = self.on_left_behind(self.lock) if self.on_left_behind else None
             self.folder.events.warning(
