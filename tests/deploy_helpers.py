@@ -53,12 +53,14 @@ def deployer(
     attempts: int = 4,
     sleep: Callable[[float], None] | None = None,
 ) -> Deployer:
-    """A fresh engine on ``emu``; retry sleeps cost nothing unless ``sleep`` is given."""
+    """A fresh engine on ``emu``; retry sleeps cost nothing unless ``sleep`` is given
+    (they advance ``clock``, which a retry deadline is then judged on)."""
     env = env or environment()
     ws = Workspace(
         make_client(emu.url, clock),
         sleep=sleep or clock.sleep,
         retry=RetryPolicy(attempts=attempts),
+        **({} if sleep else {"clock": clock.time}),
     )
     user = ws.current_user()
     return Deployer(ws, env, env.resolved_root(user), user)

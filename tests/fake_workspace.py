@@ -56,6 +56,7 @@ class FakeWorkspace:
     failures: list[FakeFailure] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
     attempts: int = 1
+    patience: float = 0.0  # the seconds a `patient` copy was given (the fake never waits)
     throttle: _Throttle = field(default_factory=_Throttle)
     kill_at: int | None = None  # the request number at which the process "dies"
     _clock: itertools.count = field(default_factory=lambda: itertools.count(1000))
@@ -71,8 +72,8 @@ class FakeWorkspace:
     def retries(self) -> int:
         return 0
 
-    def patient(self, factor: int) -> FakeWorkspace:
-        return replace(self, attempts=self.attempts * factor)  # shares tree, log, failures
+    def patient(self, seconds: float) -> FakeWorkspace:
+        return replace(self, patience=seconds)  # shares tree, log, failures
 
     # --- the API ---------------------------------------------------------------------
 

@@ -166,3 +166,36 @@ def test_pruning_never_removes_the_backup_of_the_run_that_prunes_even_on_a_slow_
         d.deploy(target_from_artifact(v1, d.env, d.user))
     stamps = {p.split("/")[2] for p in ws.files(ROOT) if p.startswith(".dbx-promote/backups/")}
     assert stamps == {"20260102T000000Z"}
+
+
+def test_what_a_given_up_restore_put_back_is_recognised_by_the_records_own_content(releases):
+    """A restore that gave up part-way rewrote some objects with the record's content (their
+    modified_at moved): they are ours, like the dead deploy's intent; a real edit is not."""
+    from dbx_promote.events import Silent
+    from dbx_promote.layout import Layout
+    from dbx_promote.record import Lock
+    from dbx_promote.recovery import recognise
+    from dbx_promote.state import Folder
+
+    v1, v2, *_ = releases
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    folder = Folder(ws, Layout(ROOT), Silent())
+    record = folder.read_record()
+    assert record is not None
+    put_back = f"{ROOT}/reports/summary"  # only in v1: the restore recreated it
+    ws.hand_edit(put_back, ws.download(put_back))
+    ws.hand_edit(f"{ROOT}/etl/clean", b"-- Databricks notebook source\nSELECT 'by hand'\n")
+    d = engine(ws)
+    dead = Lock(
+        "ci",
+        "2026-01-01T00:00:00Z",
+        "agent",
+        1,
+        "2.0.0",
+        v2.digest,
+        deploy_id="x",
+        intent=target_from_artifact(v2, d.env, d.user).hashes,
+    )
+    adopted = recognise(folder, dead, record, folder.listing())
+    assert "reports/summary" in adopted.objects and "etl/clean" not in adopted.objects

@@ -69,11 +69,12 @@ def _render_interruption(app: AppContext, d: dict[str, Any]) -> None:
     if not cut:
         return
     went = f"{cut['from'] or 'nothing'} → {cut['to']}"
+    flag = "" if cut["abandoned"] else " --break-lock"
     app.out.print(
-        f"  [bold red]INTERRUPTED[/bold red] a deploy {went} by {cut['holder']} died "
-        f"({cut['why']}): the folder may hold parts of both releases. Finish it with "
-        f"`deploy --break-lock`, or go back to {cut['from'] or 'nothing'} with "
-        "`rollback --break-lock`.",
+        f"  [bold red]INTERRUPTED[/bold red] a deploy {went} by {cut['holder']} "
+        f"{'stopped' if cut['abandoned'] else 'died'} ({cut['why']}): the folder may hold "
+        f"parts of both releases. Finish it with `deploy{flag}`, or go back to "
+        f"{cut['from'] or 'nothing'} with `rollback{flag}`.",
         highlight=False,
         soft_wrap=True,
     )

@@ -89,6 +89,7 @@ _ENV_KEYS = {
     "lock_stale_minutes",
     "lock_timeout_minutes",  # the old name of lock_stale_minutes, still read
     "keep_backups",
+    "restore_budget_minutes",
     "parallel",
     "import_rate",
     "tests",
@@ -161,6 +162,9 @@ class Environment:
     # A lock whose heartbeat is older than this is stale (its deploy died).
     lock_stale_minutes: int = 3
     keep_backups: int = 10  # deploys whose backups are kept
+    # How long a failed deploy's restore keeps retrying a throttled or failing workspace
+    # (honouring Retry-After) before it leaves the folder reported as interrupted.
+    restore_budget_minutes: float = 10.0
     parallel: int = 8
     # Imports per second the tool paces itself to (0: no pacing). The service allows
     # about 30 per workspace; sending faster only earns 429s.
@@ -394,6 +398,9 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
         ),
         "parallel": _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1),
         "import_rate": float(import_rate),
+        "restore_budget_minutes": _budget_minutes(
+            raw.get("restore_budget_minutes", 10), f"{where}.restore_budget_minutes", problems
+        ),
     }
 
 
@@ -424,6 +431,18 @@ def _parse_root(raw: dict[str, Any], where: str, problems: list[str]) -> str:
     for problem in validate_root(str(root)):
         problems.append(f"{where}: {problem}")
     return str(root)
+
+
+def _budget_minutes(value: Any, where: str, problems: list[str]) -> float:
+    """A positive, finite number of minutes, at most a day (a restore must end)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= 24 * 60  # also refuses NaN
+    ):
+        problems.append(f"{where} must be a number of minutes > 0 and <= 1440")
+        return 10.0
+    return float(value)
 
 
 def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment | None:

@@ -44,7 +44,7 @@ from dbx_promote.backups import BackupSet, prune_backups, take_backups
 from dbx_promote.bulk import BulkPlan, plan_bulk
 from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
-from dbx_promote.errors import DbxPromoteError, DeployFailed
+from dbx_promote.errors import DbxPromoteError, DeployFailed, DeployInterrupted
 from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
@@ -639,7 +639,27 @@ class Run:
             self.history,
         )
         restored = restore(self.folder, self.deployer.commit, failed, restore_target(self.record))
-        return DeployFailed(f"{what}: {one_line(cause)}; {restored}{also}", restored=restored)
+        if not restored.done:
+            return self._interrupted(f"{what}: {one_line(cause)}; {restored.text}{also}")
+        return DeployFailed(
+            f"{what}: {one_line(cause)}; {restored.text}{also}", restored=restored.text
+        )
+
+    def _interrupted(self, failed: str) -> DeployInterrupted:
+        """The restore gave up: our lock stays as the intent, so the folder is reported
+        interrupted, as after a crash, and the next deploy converges from it."""
+        was = self.record.version if self.record else "nothing"
+        marked = self.held is not None and self.held.abandon(f"restore failed at {utc_now()}")
+        nxt = (
+            "the next deploy takes the lock over"
+            if marked
+            else "the next `deploy --break-lock` takes the lock over (it could not be marked)"
+        )
+        return DeployInterrupted(
+            f"{failed}. The folder is INTERRUPTED: it may hold parts of {was} and "
+            f"{self.target.version}; its lock stays as the intent, so `status` reports it; "
+            f"{nxt}, recognises what was written and converges (`rollback` goes back to {was})"
+        )
 
 
 __all__ = [

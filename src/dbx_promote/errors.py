@@ -142,6 +142,11 @@ class DeployFailed(OperationFailed):
         self.restored = restored
 
 
+class DeployInterrupted(DeployFailed):
+    """A deploy failed and its restore gave up too: the folder is reported interrupted
+    (its lock stays as the intent) until the next deploy converges it."""
+
+
 class VerificationFailed(DeployFailed):
     """After apply, the folder did not match the plan."""
 

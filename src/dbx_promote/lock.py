@@ -6,7 +6,9 @@ intent (from → to, and the content it writes). While held, a heartbeat refresh
 both hold it; a create whose answer was lost is resolved by reading the lock back.
 
 A lock is **stale** when the record already carries its `deploy_id` (the deploy committed
-but could not unlock: removed automatically, with a warning), when its holder ran on this
+but could not unlock: removed automatically, with a warning), when its deploy gave up after
+its restore failed and marked it so (`abandoned`: taken over automatically, with a warning,
+and its intent recognised like a dead deploy's), when its holder ran on this
 host and its pid is gone, or when its heartbeat is older than `lock_stale_minutes`.
 "This host" means the same hostname, boot and pid namespace (`host_identity`): containers
 share hostnames, and a pid of another container says nothing about its process.
@@ -89,6 +91,7 @@ class LockState:
     stale: str | None
     live: str = ""
     committed: bool = False  # the record carries its deploy_id: remove it automatically
+    abandoned: bool = False  # its deploy gave up and left it as the intent: take it over
 
 
 def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
@@ -100,6 +103,8 @@ def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
             "but could not remove its lock",
             committed=True,
         )
+    if lock.abandoned:
+        return LockState(lock, f"its deploy gave up ({lock.abandoned})", abandoned=True)
     here = rules.same_host(lock)
     if here and not rules.alive(lock.pid):
         return LockState(lock, f"its process {lock.pid} on this host ({lock.host}) is gone")
@@ -140,12 +145,17 @@ def remove_stale(
 ) -> LockState | None:
     """Remove ``current`` if the rules allow it; returns how it was judged, or None.
 
-    A committed deploy's lock goes without asking (with a warning); a stale one with
-    ``break_lock``; a live one only with ``force`` as well.
+    A committed deploy's lock goes without asking (with a warning), as does one its deploy
+    gave up; a stale one with ``break_lock``; a live one only with ``force`` as well.
     """
     state = judge(current, record, rules)
     if state.committed:
         folder.events.warning(f"removed the lock of {current.describe()}: {state.stale}")
+    elif state.abandoned:
+        folder.events.warning(
+            f"taking over the lock of {current.describe()}: {state.stale}; converging from "
+            "what it left"
+        )
     elif break_lock and (state.stale is not None or force):
         why = state.stale or f"--force ({state.live})"
         folder.events.warning(f"breaking the lock of {current.describe()}: {why}")
@@ -343,6 +353,27 @@ class DeployLock:
                     self.lock = beat
             except DbxPromoteError as exc:
                 self.folder.events.warning(f"could not refresh the lock's heartbeat: {exc}")
+
+    def abandon(self, why: str) -> bool:
+        """Give up: leave our lock in place as the intent of what we wrote, marked with
+        ``why`` so `status` and the next deploy know at once (the next deploy takes it
+        over). Returns whether the mark was written; unmarked, the lock still stays and
+        turns stale like a dead deploy's."""
+        self._held = False  # whatever happens, the release must not delete it
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(self.heartbeat_join_seconds)
+        try:
+            with self._writing:
+                if not self.is_ours(self.folder.read_lock()):
+                    return False  # broken by another run meanwhile: theirs now
+                given_up = replace(self.lock, abandoned=why, heartbeat_at=utc_now())
+                self.folder.write_lock(given_up)
+                self.lock = given_up
+        except DbxPromoteError as exc:
+            self.folder.events.warning(f"could not mark the lock as given up: {exc}")
+            return False
+        return True
 
     def amend(self, new_dirs: list[str]) -> None:
         """Rewrite our lock with the folders the plan creates, before any write.

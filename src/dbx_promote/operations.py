@@ -395,6 +395,8 @@ class Status:
             "since": lock.started_at,
             "holder": lock.describe(),
             "why": self.lock_state.stale if self.lock_state else None,
+            # Its deploy gave up and marked it: the next deploy takes it over by itself.
+            "abandoned": bool(self.lock_state and self.lock_state.abandoned),
             "written": self.written,
         }
 

@@ -31,8 +31,8 @@ class WorkspaceApi(Protocol):
     @property
     def throttle(self) -> Concurrency: ...
 
-    def patient(self, factor: int) -> WorkspaceApi:
-        """The same adapter and counters, trying ``factor`` times harder (for restores)."""
+    def patient(self, seconds: float) -> WorkspaceApi:
+        """The same adapter and counters, retrying for up to ``seconds`` (for restores)."""
         ...
 
     def current_user(self) -> str: ...

@@ -285,6 +285,9 @@ class Lock:
     # Which machine and pid namespace ``pid`` belongs to (lock.host_identity): a hostname
     # alone is shared by containers, whose pids mean nothing to each other. "" unknown.
     host_id: str = ""
+    # Why its deploy gave up and left it as the intent (its restore failed); "" while it
+    # runs or after it died. A lock given up like this is taken over by the next deploy.
+    abandoned: str = ""
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -342,6 +345,7 @@ def _lock_from(f: Fields) -> Lock:
         jupyter=f.texts("jupyter", []),
         new_dirs=f.texts("new_dirs", []),
         host_id=f.text("host_id", ""),
+        abandoned=f.text("abandoned", ""),
     )
 
 

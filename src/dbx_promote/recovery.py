@@ -3,8 +3,9 @@ objects for hand edits.
 
 A dead deploy's lock is its intent: the content hash of every object it was writing. An
 object under root that changed since the record and now holds exactly that content was
-written by the dead deploy; it is planned as ours (no drift, no backup). Anything else that
-changed stays a hand edit.
+written by the dead deploy; it is planned as ours (no drift, no backup). So is one that
+holds exactly the record's own content again: the restore of a deploy that gave up part-way
+(restore.py) wrote it back. Anything else that changed stays a hand edit.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from dbx_promote.state import Folder
 HashCache = dict[tuple[str, int | None], str]
 
 
-def candidates(dead: Lock, record: Record | None, live: FolderContent) -> list[str]:
-    """Paths the dead deploy meant to write that changed since the record (pure)."""
+def candidates(dead: Lock, record: Record | None, live: FolderContent) -> dict[str, set[str]]:
+    """Paths the dead deploy or its restore may have written that changed since the
+    record, each with the content hashes that make it ours (pure)."""
     recorded = record.objects if record else {}
-    out = []
-    for path in sorted(dead.intent):
-        obj = live.objects.get(path)
-        if obj is not None and (path not in recorded or is_drift(recorded[path], obj)):
-            out.append(path)
+    out: dict[str, set[str]] = {}
+    for path in sorted({*dead.intent, *recorded}):
+        obj, rec = live.objects.get(path), recorded.get(path)
+        if obj is None or (rec is not None and not is_drift(rec, obj)):
+            continue
+        out[path] = {h for h in (dead.intent.get(path), rec.sha256 if rec else None) if h}
     return out
 
 
@@ -53,8 +56,8 @@ def recognise(
         return path, cache[key]
 
     objects = {}
-    for path, sha in run_parallel(content_hash, todo, folder.workers):
-        if sha == dead.intent[path]:
+    for path, sha in run_parallel(content_hash, sorted(todo), folder.workers):
+        if sha in todo[path]:
             obj = live.objects[path]
             objects[path] = ManagedObject(
                 path,

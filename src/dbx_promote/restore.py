@@ -4,6 +4,11 @@ The failed deploy says what it sent (`FailedDeploy.unknown`: paths whose content
 unknown, because a write may or may not have landed) and what it had backed up; the
 `RestoreTarget` says where to go back to. Only what was sent is undone, and what was
 backed up and then changed is put back as it was.
+
+A restore retries a throttled or failing workspace for `restore_budget_minutes`, honouring
+Retry-After. If it still cannot finish, it says so (`Restored.done` is False) and the
+deploy leaves its lock as the intent (deploy.py): the folder is then reported interrupted,
+exactly like after a crash, and the next deploy converges (recovery.py).
 """
 
 from __future__ import annotations
@@ -64,6 +69,14 @@ class BackToNothing:
 RestoreTarget = BackToRelease | BackToNothing
 
 
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did, in a sentence; ``done`` is False when it gave up part-way."""
+
+    text: str
+    done: bool = True
+
+
 def restore_target(previous: Record | None) -> RestoreTarget:
     """Where a failed deploy goes back to, given the record it started from."""
     if previous is not None and previous.release is not None:
@@ -89,13 +102,16 @@ class FailedDeploy:
         return frozenset(ContentUnknown(p) for p in self.touched if p not in self.backups.copies)
 
 
-def restore(folder: Folder, commit: Commit, failed: FailedDeploy, back_to: RestoreTarget) -> str:
-    """Put the folder back on ``back_to``; returns a sentence saying what happened."""
+def restore(
+    folder: Folder, commit: Commit, failed: FailedDeploy, back_to: RestoreTarget
+) -> Restored:
+    """Put the folder back on ``back_to``; says what happened, or that it gave up."""
     folder.events.phase("restoring the previous release")
     folder.events.warning(f"deploy failed ({one_line(failed.cause)}); restoring")
-    # The restore is the last line of defence: it waits out throttling longer than
-    # the deploy did.
-    patient = folder.with_workspace(folder.ws.patient(3))
+    # The restore is the last line of defence: it waits out throttling for its own
+    # budget, however many attempts that takes, not the deploy's few.
+    budget = commit.env.restore_budget_minutes
+    patient = folder.with_workspace(folder.ws.patient(budget * 60))
     commit = commit.on(patient)
     failed_entry = commit.entry(failed.target, failed.kind, "failed", one_line(failed.cause))
     try:
@@ -110,14 +126,15 @@ def restore(folder: Folder, commit: Commit, failed: FailedDeploy, back_to: Resto
             done += f"; put back {put_back} object(s) it had overwritten"
         if signals:
             done += " (further interrupts were held off until the restore finished)"
-        return done
+        return Restored(done)
     except (DbxPromoteError, OSError, ApplyFailed) as exc:
         cause = exc.cause if isinstance(exc, ApplyFailed) else exc
         if not isinstance(cause, (DbxPromoteError, OSError)):
             raise cause from None
-        return (
-            f"restoring the previous release ALSO failed ({one_line(cause)}); the folder may "
-            "be mixed: run the deploy again, it converges from the folder's real state"
+        return Restored(
+            f"restoring the previous release ALSO failed ({one_line(cause)}; "
+            f"restore_budget_minutes: {budget:g})",
+            done=False,
         )
 
 

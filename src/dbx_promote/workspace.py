@@ -66,11 +66,17 @@ READ_PARALLEL = 16
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try before a request counts as failed."""
+    """How hard to try before a request counts as failed.
+
+    With a ``deadline`` (a value of the adapter's monotonic clock) a throttled or
+    transient request is retried until then, however many attempts that takes; without
+    one, ``attempts`` times.
+    """
 
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
+    deadline: float | None = None
 
 
 @dataclass
@@ -87,6 +93,7 @@ class Workspace:
         retry: how often to retry a throttled or dropped request.
         sleep: the sleep function (a seam so tests do not wait).
         parallel: the initial concurrency limit for writes.
+        clock: the monotonic clock a retry deadline is judged on (a seam, with ``sleep``).
     """
 
     def __init__(
@@ -97,10 +104,12 @@ class Workspace:
         sleep: Callable[[float], None] = time.sleep,
         parallel: int = 8,
         import_rate: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
         self.throttle = Throttle(parallel)
         self.pacer = Pacer(import_rate, sleep)
         self._lock = threading.Lock()
@@ -117,9 +126,10 @@ class Workspace:
         """Attempts that were repeated after a throttled, failed or dropped request."""
         return self._counts.retries
 
-    def patient(self, factor: int) -> Workspace:
-        """The same adapter, ``factor`` times the retry attempts (a restore waits longer)."""
-        return self.with_retry(replace(self.retry, attempts=self.retry.attempts * factor))
+    def patient(self, seconds: float) -> Workspace:
+        """The same adapter, retrying throttled or transient requests for up to ``seconds``
+        from now, honouring Retry-After (a restore outlasts a storm the deploy did not)."""
+        return self.with_retry(replace(self.retry, deadline=self._clock() + seconds))
 
     def with_retry(self, retry: RetryPolicy) -> Workspace:
         """The same adapter (client, throttle, pacer, counters) with another retry policy."""
@@ -458,6 +468,11 @@ class Workspace:
                     return cast(T, None)
                 continue
             except TimeoutError as exc:
+                # The SDK's own retries of a throttled request ran out of their time; a
+                # patient adapter (a restore) sends it again while its deadline allows.
+                deadline = self.retry.deadline
+                if deadline is not None and self._clock() < deadline:
+                    continue
                 cause = exc.__cause__
                 detail = f" (last error: {_short(cause)})" if cause else ""
                 raise WorkspaceError(
@@ -500,7 +515,9 @@ class Workspace:
         return False
 
     def _backoff(self, what: str, attempt: int, exc: BaseException, retry_after: Any) -> None:
-        if attempt >= self.retry.attempts:
+        deadline = self.retry.deadline
+        left = deadline - self._clock() if deadline is not None else None
+        if (attempt >= self.retry.attempts) if left is None else (left <= 0):
             raise WorkspaceError(
                 f"{what}: still failing after {attempt} attempts ({_short(exc)})",
                 status=getattr(exc, "status_code", None),
@@ -511,6 +528,8 @@ class Workspace:
         else:
             delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
         delay += random.uniform(0, self.retry.base_delay)
+        if left is not None:
+            delay = min(delay, left)  # one last attempt at the deadline
         with self._lock:
             self._counts.retries += 1
         log.debug("retrying %s in %.2fs after %s", what, delay, _short(exc))
