@@ -199,3 +199,41 @@ def test_what_a_given_up_restore_put_back_is_recognised_by_the_records_own_conte
     )
     adopted = recognise(folder, dead, record, folder.listing())
     assert "reports/summary" in adopted.objects and "etl/clean" not in adopted.objects
+
+
+def test_a_deploy_whose_lock_is_taken_over_mid_way_does_not_commit_nor_restore(releases):
+    """Another run broke our lock (it judged it stale) while we applied: we must neither
+    write the record nor undo anything, since that run now owns the folder."""
+    from dbx_promote.errors import DeployInterrupted
+    from dbx_promote.record import Lock
+
+    v1, v2, *_ = releases
+    ws = FakeWorkspace()
+    deploy(ws, v1)
+    d = Deployer(ws, environment(), ROOT, ws.user, lock_rules=DEAD, heartbeat_seconds=0.01)
+    lock_path = f"{ROOT}/.dbx-promote/lock.json"
+    theirs = Lock(
+        "other@example.com",
+        "2026-01-01T00:00:00Z",
+        "agent-9",
+        9,
+        "3.0.0",
+        "sha256:x",
+        deploy_id="theirs",
+    )
+    original = ws.import_notebook
+
+    def taken_over_meanwhile(path, content, **kw):
+        if ws.tree.get(lock_path) and b"theirs" not in ws.tree[lock_path].content:
+            ws.tree[lock_path].content = theirs.to_json()
+            import time
+
+            time.sleep(0.3)  # our heartbeat notices
+        original(path, content, **kw)
+
+    ws.import_notebook = taken_over_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(DeployInterrupted, match="did not commit: lost the lock of 'test'"):
+        d.deploy(target_from_artifact(v2, d.env, d.user))
+    record = json.loads(ws.read_optional(f"{ROOT}/.dbx-promote/deployment.json"))
+    assert record["version"] == "1.0.0"
+    assert json.loads(ws.read_optional(lock_path))["deploy_id"] == "theirs"

@@ -258,3 +258,49 @@ def test_the_end_of_a_deploy_does_not_wait_for_a_stuck_heartbeat_nor_let_it_brin
     release.set()  # the beat's read comes back after the release: it must not write
     time.sleep(0.2)
     assert original(f.abs(LOCK_FILE)) is None
+
+
+def _until(condition, seconds: float = 10) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_lock_taken_over_while_held_is_never_overwritten_and_the_holder_may_not_commit():
+    from dbx_promote.errors import LockLost
+
+    f, events = folder()
+    with DeployLock(f, ours(), env_name="prod", rules=RULES, heartbeat_seconds=0.01) as held:
+        held.ensure_held()  # ours: nothing to say
+        f.write_lock(lock(deploy_id="theirs"))  # another run broke ours and took it
+        assert _until(lambda: held.lost is not None)
+        with pytest.raises(LockLost, match="lost the lock of 'prod': our lock was broken"):
+            held.ensure_held()
+    assert json.loads(f.ws.read_optional(f.abs(LOCK_FILE)))["deploy_id"] == "theirs"
+    assert any("will not commit" in w for w in events.seen)
+
+
+def test_a_heartbeat_failing_past_the_stale_threshold_means_the_lock_may_be_lost():
+    from dataclasses import replace
+
+    from dbx_promote.errors import LockLost
+
+    f, _ = folder()
+    clock = [NOW]
+    rules = replace(RULES, now=lambda: clock[0])
+    with DeployLock(f, ours(), env_name="prod", rules=rules, heartbeat_seconds=0.01) as held:
+        f.ws.failures.append(FakeFailure("import", "*/lock.json"))  # every beat fails
+        clock[0] = NOW + timedelta(minutes=2)
+        assert not _until(lambda: held.lost is not None, seconds=0.2)  # within the threshold
+        held.ensure_held()
+        clock[0] = NOW + timedelta(minutes=4)
+        assert _until(lambda: held.lost is not None)
+        with pytest.raises(
+            LockLost, match=r"could not be refreshed for 4 min \(lock_stale_minutes: 3\)"
+        ):
+            held.ensure_held()

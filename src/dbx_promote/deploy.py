@@ -44,7 +44,7 @@ from dbx_promote.backups import BackupSet, prune_backups, take_backups
 from dbx_promote.bulk import BulkPlan, plan_bulk
 from dbx_promote.commit import Commit
 from dbx_promote.config import Environment
-from dbx_promote.errors import DbxPromoteError, DeployFailed, DeployInterrupted
+from dbx_promote.errors import DbxPromoteError, DeployFailed, DeployInterrupted, LockLost
 from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
@@ -489,8 +489,16 @@ class Run:
             applied = self._apply(plan, release, known)
             for step in self.deployer.steps:
                 step.before_commit(self, plan)
+            held.ensure_held()
             result.verified = True
             self._commit(plan, applied, release)
+        except LockLost as exc:
+            # Another run may hold the folder now: write nothing more, restore nothing.
+            raise self._interrupted(
+                f"deploy of {self.target.version} to '{self.deployer.env.name}' did not "
+                f"commit: {exc}; nothing was restored, another run may hold the folder now",
+                "it lost its lock",
+            ) from exc
         except (Exception, KeyboardInterrupt) as exc:
             # A release that never became current must not linger unlisted (and so
             # never pruned) in the release store.
@@ -645,20 +653,21 @@ class Run:
             f"{what}: {one_line(cause)}; {restored.text}{also}", restored=restored.text
         )
 
-    def _interrupted(self, failed: str) -> DeployInterrupted:
-        """The restore gave up: our lock stays as the intent, so the folder is reported
-        interrupted, as after a crash, and the next deploy converges from it."""
+    def _interrupted(self, failed: str, gave_up: str = "its restore failed") -> DeployInterrupted:
+        """The restore gave up (or we lost the lock): our lock stays as the intent, so the
+        folder is reported interrupted, as after a crash, and the next deploy converges."""
         was = self.record.version if self.record else "nothing"
-        marked = self.held is not None and self.held.abandon(f"restore failed at {utc_now()}")
-        nxt = (
-            "the next deploy takes the lock over"
-            if marked
-            else "the next `deploy --break-lock` takes the lock over (it could not be marked)"
-        )
+        left = self.held.abandon(f"{gave_up} at {utc_now()}") if self.held else "unmarked"
+        nxt = {
+            "marked": "the next deploy takes the lock over",
+            "unmarked": "the next `deploy --break-lock` takes the lock over (it could not be "
+            "marked as given up)",
+            "theirs": "the run that holds the lock now, or the next deploy after it,",
+        }[left]
         return DeployInterrupted(
             f"{failed}. The folder is INTERRUPTED: it may hold parts of {was} and "
             f"{self.target.version}; its lock stays as the intent, so `status` reports it; "
-            f"{nxt}, recognises what was written and converges (`rollback` goes back to {was})"
+            f"{nxt} recognises what was written and converges (`rollback` goes back to {was})"
         )
 
 

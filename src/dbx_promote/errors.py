@@ -126,6 +126,11 @@ class LockHeld(OperationFailed):
     """Another deploy holds the folder's lock."""
 
 
+class LockLost(OperationFailed):
+    """While a deploy worked, its lock was taken over, or could not be refreshed for
+    longer than the stale threshold: it must not commit."""
+
+
 class RequiresNotMet(OperationFailed):
     """The artifact was not verified in the environment this one requires."""
 

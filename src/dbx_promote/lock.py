@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import TracebackType
 
-from dbx_promote.errors import DbxPromoteError, LockHeld, ObjectExists, WorkspaceError
+from dbx_promote.errors import DbxPromoteError, LockHeld, LockLost, ObjectExists, WorkspaceError
 from dbx_promote.layout import LOCK_FILE
 from dbx_promote.record import Lock, Record, local_identity, pipeline_context, utc_now
 from dbx_promote.state import Folder
@@ -242,6 +242,9 @@ class DeployLock:
         self.on_left_behind = on_left_behind
         #: The lock of a dead deploy this one broke: its intent tells what it wrote.
         self.broken: Lock | None = None
+        #: Why we may no longer hold the lock (the heartbeat found it taken over, or could
+        #: not refresh it for lock_stale_minutes); None while it is surely ours.
+        self.lost: str | None = None
         self._held = False
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -335,14 +338,14 @@ class DeployLock:
     # --- while held ------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
+        refreshed = self.rules.now()
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 current = self.folder.read_lock()
                 if not self.is_ours(current):
-                    self.folder.events.warning(
+                    self._lose(
                         "our lock was broken by another run"
                         + (f" ({current.describe()})" if current else "")
-                        + "; stopped refreshing it"
                     )
                     return
                 with self._writing:
@@ -351,14 +354,36 @@ class DeployLock:
                     beat = replace(self.lock, heartbeat_at=utc_now())
                     self.folder.write_lock(beat)
                     self.lock = beat
+                refreshed = self.rules.now()
             except DbxPromoteError as exc:
                 self.folder.events.warning(f"could not refresh the lock's heartbeat: {exc}")
+                failing = (self.rules.now() - refreshed).total_seconds()
+                if failing >= self.rules.stale_minutes * 60:
+                    # Others now judge our lock stale and may break it: we cannot know.
+                    self._lose(
+                        f"its heartbeat could not be refreshed for {_minutes(failing)} "
+                        f"(lock_stale_minutes: {self.rules.stale_minutes})"
+                    )
+                    return
 
-    def abandon(self, why: str) -> bool:
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        self.folder.events.warning(
+            f"{why}; stopped refreshing the lock, this deploy will not commit"
+        )
+
+    def ensure_held(self) -> None:
+        """Raise `LockLost` when the heartbeat found that we may no longer hold the lock:
+        called before the commit, which only the holder may write."""
+        if self.lost is not None:
+            raise LockLost(f"lost the lock of '{self.env_name}': {self.lost}")
+
+    def abandon(self, why: str) -> str:
         """Give up: leave our lock in place as the intent of what we wrote, marked with
         ``why`` so `status` and the next deploy know at once (the next deploy takes it
-        over). Returns whether the mark was written; unmarked, the lock still stays and
-        turns stale like a dead deploy's."""
+        over). Returns "marked"; "unmarked" when the mark could not be written (the lock
+        still stays, and turns stale like a dead deploy's); "theirs" when another run
+        has taken the lock over meanwhile (it is left alone)."""
         self._held = False  # whatever happens, the release must not delete it
         self._stop.set()
         if self._beat is not None:
@@ -366,14 +391,14 @@ class DeployLock:
         try:
             with self._writing:
                 if not self.is_ours(self.folder.read_lock()):
-                    return False  # broken by another run meanwhile: theirs now
+                    return "theirs"
                 given_up = replace(self.lock, abandoned=why, heartbeat_at=utc_now())
                 self.folder.write_lock(given_up)
                 self.lock = given_up
         except DbxPromoteError as exc:
             self.folder.events.warning(f"could not mark the lock as given up: {exc}")
-            return False
-        return True
+            return "unmarked"
+        return "marked"
 
     def amend(self, new_dirs: list[str]) -> None:
         """Rewrite our lock with the folders the plan creates, before any write.
