@@ -86,6 +86,10 @@ class FakeWorkspace:
         entry = self.tree.get(path)
         return None if entry is None else self._remote(path, entry)
 
+    def age_of(self, path: str) -> float | None:
+        self._request("get", path)
+        return None  # its modified_at is a counter, not a time: the client's clock judges
+
     def list_dir(self, path: str) -> list[RemoteObject] | None:
         self._request("list", path)
         if path not in self.tree:

@@ -208,6 +208,7 @@ def test_break_lock_breaks_a_stale_lock(emulator, fake_clock, tmp_path):
     d.ws.mkdirs(d.abs(".dbx-promote"))
     stale = Lock("ci", "2000-01-01T00:00:00Z", "agent", 1, "0.9", "sha256:x")
     d.ws.create_file_exclusive(d.abs(".dbx-promote/lock.json"), stale.to_json())
+    emulator.backdate(d.abs(".dbx-promote/lock.json"), 3600)  # the workspace saw it long ago
 
     result = deploy(
         emulator, fake_clock, build(tmp_path, V1, "1.0.0"), DeployOptions(break_lock=True)

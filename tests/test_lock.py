@@ -304,3 +304,40 @@ def test_a_heartbeat_failing_past_the_stale_threshold_means_the_lock_may_be_lost
             LockLost, match=r"could not be refreshed for 4 min \(lock_stale_minutes: 3\)"
         ):
             held.ensure_held()
+
+
+def test_the_workspaces_clock_judges_a_locks_age_when_it_is_known():
+    """Whatever the holder's clock wrote into heartbeat_at, the age the workspace saw wins."""
+    assert "heartbeat is 10 min old" in (judge(lock(beat=0.5), None, RULES, age=600).stale or "")
+    assert judge(lock(beat=10), None, RULES, age=30).stale is None
+
+
+def test_a_fresh_lock_from_a_holder_whose_clock_is_behind_is_not_broken(emulator, fake_clock):
+    """The holder's clock is 10 minutes slow: by ours its heartbeat looks stale, but the
+    workspace wrote the lock a moment ago, so it is live and --break-lock leaves it."""
+    from dbx_promote.workspace import Workspace
+
+    from conftest import make_client
+
+    ws = Workspace(make_client(emulator.url, fake_clock), sleep=fake_clock.sleep)
+    f = Folder(ws, Layout(ROOT), Warnings())
+    ws.mkdirs(f.abs(STATE_DIR))
+    assert f.lock_age() is None  # no lock yet
+    slow = datetime.now(timezone.utc) - timedelta(minutes=10)
+    other = Lock(
+        "ci@example.com",
+        slow.isoformat(),
+        "agent-7",
+        42,
+        "2.0.0",
+        "sha256:b",
+        deploy_id="theirs",
+        heartbeat_at=slow.isoformat(),
+    )
+    f.create_lock(other)
+    age = f.lock_age()
+    assert age is not None and 0 <= age < 60
+    with pytest.raises(LockHeld, match="not broken: its heartbeat is younger"):
+        with DeployLock(f, ours(), env_name="prod", break_lock=True):
+            pass
+    assert json.loads(ws.read_optional(f.abs(LOCK_FILE)))["deploy_id"] == "theirs"

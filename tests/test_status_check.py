@@ -8,6 +8,7 @@ Setup deploys go through the Python API; the checks run the real command in-proc
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,9 @@ def test_a_grant_on_root_made_by_hand_is_permission_drift(
     ]
 
 
-def plant_lock(client: WorkspaceClient, started_at: str) -> None:
-    """A lock as a deploy that is running (or died) leaves it."""
+def plant_lock(client: WorkspaceClient, started_at: str, emulator: Emulator | None = None) -> None:
+    """A lock as a deploy that is running (or died) leaves it; with ``emulator``, the
+    workspace too saw it written at ``started_at`` (staleness is judged on its clock)."""
     lock = Lock(
         holder="agent@example.com", started_at=started_at, host="agent-7", pid=1,
         version="1.1.0", digest="sha256:" + "0" * 64, run_url="https://ci.example/run/9",
@@ -154,13 +156,18 @@ def plant_lock(client: WorkspaceClient, started_at: str) -> None:
     client.workspace.upload(
         f"{PROD}/.dbx-promote/lock.json", lock.to_json(), format=ImportFormat.AUTO, overwrite=True
     )
+    if emulator is not None:
+        then = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+        emulator.backdate(
+            f"{PROD}/.dbx-promote/lock.json", (datetime.now(timezone.utc) - then).total_seconds()
+        )
 
 
 def test_a_stale_lock_is_an_interrupted_deploy(
-    cfg: Path, workspace_client: WorkspaceClient
+    cfg: Path, workspace_client: WorkspaceClient, emulator: Emulator
 ) -> None:
     deploy_everywhere(cfg)
-    plant_lock(workspace_client, "2020-01-01T00:00:00Z")
+    plant_lock(workspace_client, "2020-01-01T00:00:00Z", emulator)
     result = check("--env", "prod", cfg=cfg)
     assert result.exit_code == 1
     (fail,) = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
@@ -202,7 +209,7 @@ def test_under_github_actions_each_finding_is_an_error_annotation(
 ) -> None:
     deploy_everywhere(cfg)
     emulator.hand_edit(f"{PROD}/a", HEADER.encode() + b"print('hotfix')\n")
-    plant_lock(workspace_client, "2020-01-01T00:00:00Z")
+    plant_lock(workspace_client, "2020-01-01T00:00:00Z", emulator)
     result = check(cfg=cfg, env={"GITHUB_ACTIONS": "true"})
     assert result.exit_code == 1
     annotations = [parse_command(x) for x in result.stderr.splitlines() if x.startswith("::")]

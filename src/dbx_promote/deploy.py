@@ -341,7 +341,10 @@ class Run:
                 return d.finish(result)
             if plan.is_noop and self.adopting is None:
                 if lock is not None and not self._is_ours(lock):
-                    remove_stale(self.folder, lock, record, d.lock_rules, **self._breaking())
+                    age = self.folder.lock_age()
+                    remove_stale(
+                        self.folder, lock, record, d.lock_rules, age=age, **self._breaking()
+                    )
                 result.noop = True
                 result.verified = True
                 return d.finish(result)

@@ -94,8 +94,15 @@ class LockState:
     abandoned: bool = False  # its deploy gave up and left it as the intent: take it over
 
 
-def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
-    """Apply the stale rules to ``lock`` given the folder's ``record``."""
+def judge(
+    lock: Lock, record: Record | None, rules: LockRules, *, age: float | None = None
+) -> LockState:
+    """Apply the stale rules to ``lock`` given the folder's ``record``.
+
+    ``age`` is how long ago the lock was last written by the workspace's own clock
+    (`Folder.lock_age`); without it the holder's ``heartbeat_at`` is judged on our clock,
+    which is wrong by however much the two clocks disagree.
+    """
     if lock.deploy_id and record is not None and record.deploy_id == lock.deploy_id:
         return LockState(
             lock,
@@ -108,7 +115,8 @@ def judge(lock: Lock, record: Record | None, rules: LockRules) -> LockState:
     here = rules.same_host(lock)
     if here and not rules.alive(lock.pid):
         return LockState(lock, f"its process {lock.pid} on this host ({lock.host}) is gone")
-    age = lock.heartbeat_age_seconds(rules.now())
+    if age is None:
+        age = lock.heartbeat_age_seconds(rules.now())
     limit = rules.stale_minutes * 60
     if age >= limit:
         return LockState(
@@ -142,13 +150,15 @@ def remove_stale(
     *,
     break_lock: bool,
     force: bool = False,
+    age: float | None = None,
 ) -> LockState | None:
     """Remove ``current`` if the rules allow it; returns how it was judged, or None.
 
     A committed deploy's lock goes without asking (with a warning), as does one its deploy
     gave up; a stale one with ``break_lock``; a live one only with ``force`` as well.
+    ``age``: the lock's age by the workspace's clock (`Folder.lock_age`), if known.
     """
-    state = judge(current, record, rules)
+    state = judge(current, record, rules, age=age)
     if state.committed:
         folder.events.warning(f"removed the lock of {current.describe()}: {state.stale}")
     elif state.abandoned:
@@ -292,9 +302,10 @@ class DeployLock:
                 if self.is_ours(current):
                     self._held = True  # our own write, answered by a retry
                     return
-                if attempt == 1 and self._may_break(current):
+                age = self.folder.lock_age()
+                if attempt == 1 and self._may_break(current, age):
                     continue
-                raise self._refusal(current) from None
+                raise self._refusal(current, age) from None
             except WorkspaceError:
                 # The create may have landed before the connection dropped.
                 if self.is_ours(self.folder.read_lock()):
@@ -303,7 +314,7 @@ class DeployLock:
                 raise
         raise LockHeld(f"could not take the lock of '{self.env_name}'; try again")
 
-    def _may_break(self, current: Lock) -> bool:
+    def _may_break(self, current: Lock, age: float | None) -> bool:
         state = remove_stale(
             self.folder,
             current,
@@ -311,6 +322,7 @@ class DeployLock:
             self.rules,
             break_lock=self.break_lock,
             force=self.force,
+            age=age,
         )
         if state is None:
             return False
@@ -318,8 +330,8 @@ class DeployLock:
             self.broken = current
         return True
 
-    def _refusal(self, current: Lock) -> LockHeld:
-        state = judge(current, self.record, self.rules)
+    def _refusal(self, current: Lock, age: float | None) -> LockHeld:
+        state = judge(current, self.record, self.rules, age=age)
         held = f"'{self.env_name}' is locked by {current.describe()}"
         if state.stale is not None and not self.break_lock:
             hint = (

@@ -425,7 +425,8 @@ def status(config: Config, env_name: str, *, connect: Connect = connect) -> Stat
     )
     st = Status(env_name, deployer.root, record, lock, has_tests=deployer.env.tests is not None)
     if lock is not None:
-        st.lock_state = judge(lock, record, deployer.lock_rules)
+        age = deployer.folder.lock_age()  # the workspace's clock: no client's skew
+        st.lock_state = judge(lock, record, deployer.lock_rules, age=age)
     written: frozenset[str] = frozenset()
     if st.interrupted and lock is not None and lock.intent:
         written = frozenset(recognise(deployer.folder, lock, record, listing).objects)

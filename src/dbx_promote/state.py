@@ -90,6 +90,11 @@ class Folder:
         """Create the lock only if there is none (`ObjectExists` otherwise)."""
         self.ws.create_file_exclusive(self.abs(LOCK_FILE), lock.to_json())
 
+    def lock_age(self) -> float | None:
+        """Seconds since the lock was last written (its heartbeat), by the workspace's own
+        clock; None when unknown (then its ``heartbeat_at`` is judged on our clock)."""
+        return self.ws.age_of(self.abs(LOCK_FILE))
+
     def write_lock(self, lock: Lock) -> None:
         """Overwrite our own lock (the heartbeat)."""
         self.ws.import_file(self.abs(LOCK_FILE), lock.to_json())

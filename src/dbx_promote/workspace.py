@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import email.utils
 import logging
 import random
 import threading
@@ -174,6 +175,32 @@ class Workspace:
         except ObjectNotFound:
             return None
         return _remote(info)
+
+    def age_of(self, path: str) -> float | None:
+        """Seconds since ``path`` was last written, by the workspace's own clock (its
+        ``modified_at`` against the answer's ``Date``), so that no client's clock skew
+        enters; None when it does not exist or the workspace does not say."""
+
+        def ask() -> Any:
+            return self.client.api_client.do(
+                "GET",
+                "/api/2.0/workspace/get-status",
+                query={"path": path},
+                response_headers=["Date"],
+            )
+
+        try:
+            answer = self._call(path, ask)
+        except ObjectNotFound:
+            return None
+        modified, date = answer.get("modified_at"), answer.get("Date")
+        if isinstance(modified, bool) or not isinstance(modified, int) or not date:
+            return None
+        try:
+            now = email.utils.parsedate_to_datetime(str(date)).timestamp()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, now - modified / 1000)
 
     def statuses(self, paths: list[str]) -> dict[str, RemoteObject | None]:
         """`get_status` of each path at once (None where nothing is): one round trip."""

@@ -269,6 +269,10 @@ class Emulator:
         """Edit an object as a person in the UI would; raises `ApiError` (404) if missing."""
         self.store.hand_edit(path, content)
 
+    def backdate(self, path: str, seconds: float) -> None:
+        """Make ``path`` look last written ``seconds`` ago; raises `ApiError` (404) if missing."""
+        self.store.backdate(path, seconds)
+
     def scim_me(self, caller: Principal | None = None) -> dict[str, Any]:
         """The SCIM ``Me`` document for ``caller`` (default: the configured user, an admin)."""
         return (caller or Principal("", self.user, (ADMINS,))).scim_me()

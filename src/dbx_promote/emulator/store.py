@@ -738,6 +738,18 @@ class Store:
             raise invalid(f"Path ({path}) is a folder and has no content.")
         return row.content or b""
 
+    def backdate(self, path: str, seconds: float) -> None:
+        """Move an object's ``modified_at`` ``seconds`` into the past, as if it had last
+        been written then (a lock left by a deploy that died long ago). 404 if missing."""
+        req = parse_path(path)
+        with self._tx():
+            if self._get(req.canonical) is None:
+                raise not_found(path)
+            self._db.execute(
+                "UPDATE objects SET modified_at = modified_at - ? WHERE path=?",
+                (int(seconds * 1000), req.canonical),
+            )
+
     def hand_edit(self, path: str, content: bytes | None = None) -> None:
         """Change an object's content and bump ``modified_at`` as a UI edit would.
 
