@@ -78,7 +78,8 @@ def config(tmp: Path, budget_minutes: float = 10) -> Config:
 
 
 @pytest.fixture
-def world(emulator, fake_clock, tmp_path):
+def fresh(emulator, fake_clock, tmp_path):
+    """An empty folder: the config, connect, deploy and storm helpers, and v1, v2."""
     v1, v2 = build(tmp_path, V1, "1.0.0"), build(tmp_path, V2, "2.0.0")
     cfg = config(tmp_path)
     storms: list[Storm] = []
@@ -102,9 +103,14 @@ def world(emulator, fake_clock, tmp_path):
         s.start()
         return s
 
-    deploy(v1)
-    v1_state = managed_state(emulator)
-    return cfg, connect, deploy, storm, v1, v2, v1_state
+    return cfg, connect, deploy, storm, v1, v2
+
+
+@pytest.fixture
+def world(fresh, emulator):
+    """The folder on v1: ``fresh`` plus v1's managed state."""
+    fresh[2](fresh[4])
+    return (*fresh, managed_state(emulator))
 
 
 def test_a_storm_shorter_than_the_restore_budget_ends_exactly_on_the_old_release(
@@ -168,6 +174,19 @@ def test_a_storm_that_also_refuses_the_lock_leaves_it_unmarked_and_break_lock_co
     assert result.verified and result.plan.changes_summary()["drift"] == []
     assert result.backups == []
     assert LOCK not in emulator.tree(ROOT)
+
+
+def test_a_first_deploy_cut_by_a_long_storm_of_imports_ends_on_nothing(fresh, emulator):
+    """With no release before it, the restore only deletes what the deploy created: a storm
+    that refuses imports does not stop it, and the folder ends as it was, empty."""
+    _, _, deploy, storm, v1, _ = fresh
+    storm(minutes=60)
+    with pytest.raises(DeployFailed, match="removed what it had created") as err:
+        deploy(v1, no_bulk=True)
+    assert not isinstance(err.value, DeployInterrupted)
+    assert managed_state(emulator) == {} and LOCK not in emulator.tree(ROOT)
+    emulator.clear_faults()
+    assert deploy(v1).verified
 
 
 def test_the_restore_retries_against_its_own_deadline_not_the_deploys_attempts(

@@ -659,7 +659,7 @@ class Run:
     def _interrupted(self, failed: str, gave_up: str = "its restore failed") -> DeployInterrupted:
         """The restore gave up (or we lost the lock): our lock stays as the intent, so the
         folder is reported interrupted, as after a crash, and the next deploy converges."""
-        was = self.record.version if self.record else "nothing"
+        was, to = (self.record.version if self.record else None), self.target.version
         left = self.held.abandon(f"{gave_up} at {utc_now()}") if self.held else "unmarked"
         nxt = {
             "marked": "the next deploy takes the lock over",
@@ -667,10 +667,12 @@ class Run:
             "marked as given up)",
             "theirs": "the run that holds the lock now, or the next deploy after it,",
         }[left]
+        back = f" (`rollback` goes back to {was})" if was else ""
         return DeployInterrupted(
-            f"{failed}. The folder is INTERRUPTED: it may hold parts of {was} and "
-            f"{self.target.version}; its lock stays as the intent, so `status` reports it; "
-            f"{nxt} recognises what was written and converges (`rollback` goes back to {was})"
+            f"{failed}. The folder is INTERRUPTED: it may hold "
+            + (f"parts of {was} and {to}" if was else f"part of {to}")
+            + f"; its lock stays as the intent, so `status` reports it; {nxt} recognises "
+            f"what was written and converges{back}"
         )
 
 
