@@ -161,6 +161,8 @@ def test_a_stale_lock_is_reported_as_an_interrupted_deploy(
     emulator: Emulator, deployed: Path, workspace_client: object
 ) -> None:
     _put_lock(workspace_client, "2020-01-01T00:00:00Z")
+    # The workspace too saw it written long ago: staleness is judged on its clock.
+    emulator.backdate("/Shared/app/test/.dbx-promote/lock.json", 3600)
     status, detail, fix = find(run_doctor(emulator, deployed, "test"), "test", "lock")
     assert status == FAIL
     assert "stale lock, an interrupted deploy: held by ci-agent on agent-7" in detail
@@ -174,6 +176,14 @@ def test_a_fresh_lock_is_a_running_deploy_not_a_failure(
     from dbx_promote.record import utc_now
 
     _put_lock(workspace_client, utc_now())
+    status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "lock")
+    assert status == OK and detail.startswith("a deploy is running: ci-agent on agent-7")
+
+
+def test_a_lock_just_written_by_a_holder_with_a_slow_clock_is_a_running_deploy(
+    emulator: Emulator, deployed: Path, workspace_client: object
+) -> None:
+    _put_lock(workspace_client, "2020-01-01T00:00:00Z")  # its clock says long ago
     status, detail, _ = find(run_doctor(emulator, deployed, "test"), "test", "lock")
     assert status == OK and detail.startswith("a deploy is running: ci-agent on agent-7")
 

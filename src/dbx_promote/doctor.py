@@ -345,8 +345,10 @@ class _Doctor:
         except RecordCorrupt:
             self.add(env.name, "lock", FAIL, f"{LOCK_FILE} is unreadable", deploy_hint)
             return
-        # The same stale rules the deploy applies (lock.py): heartbeat, pid, committed.
-        state = judge(lock, record, LockRules(stale_minutes=env.lock_stale_minutes))
+        # The same stale rules the deploy applies (lock.py): heartbeat on the workspace's
+        # clock, pid, committed.
+        age = ws.age_of(join_workspace(root, LOCK_FILE))
+        state = judge(lock, record, LockRules(stale_minutes=env.lock_stale_minutes), age=age)
         if state.committed:
             self.add(
                 env.name,
