@@ -282,6 +282,10 @@ class Lock:
     intent: dict[str, str] = field(default_factory=dict)  # path -> sha256 being written
     jupyter: list[str] = field(default_factory=list)  # intent paths exported as .ipynb
     new_dirs: list[str] = field(default_factory=list)  # folders this deploy creates
+    # Whose folder it becomes: a first deploy that died has no record to say so.
+    # Empty in locks written before they named it.
+    project: str = ""
+    env: str = ""
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -338,6 +342,8 @@ def _lock_from(f: Fields) -> Lock:
         intent={str(p): intents.sha256(p) for p in intent},
         jupyter=f.texts("jupyter", []),
         new_dirs=f.texts("new_dirs", []),
+        project=f.text("project", ""),
+        env=f.text("env", ""),
     )
 
 
