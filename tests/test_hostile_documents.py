@@ -120,6 +120,27 @@ def test_a_manifest_nested_too_deeply_is_refused(tmp_path: Path, cfg: Path) -> N
     assert_error(run_cli(cfg, "verify", str(bad), host=None), 2, "nested too deeply")
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("_environment.py", "uses a name dbx-promote reserves"),
+        (".dbx-promote/deployment.py", "uses a name dbx-promote reserves"),
+        ("etl.py", "object 'etl' is also the folder of another object"),  # next to etl/...
+    ],
+)
+def test_verify_refuses_a_manifest_the_folder_could_not_hold(
+    path: str, why: str, tmp_path: Path, cfg: Path
+) -> None:
+    """What the deploy would refuse, or fail on half-way, verify refuses already."""
+    good = build(tmp_path, V1, "1.0.0")
+    objects = [o for o in good.manifest.to_dict()["objects"] if o["path"] != "reports/summary.py"]
+    moved = {**good.manifest.to_dict()["objects"][-1], "path": path, "workspace_path": path[:-3]}
+    objects = sorted([*objects, moved], key=lambda o: o["path"])
+    bad = recraft(good, tmp_path / "bad.zip", objects=objects)
+
+    assert_error(run_cli(cfg, "verify", str(bad), host=None), 2, "invalid manifest", why)
+
+
 # --- item 6: a record's numbers, types and depth --------------------------------------------
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from dbx_promote.config import load_config
-from dbx_promote.deploy import DeployOptions, target_from_artifact
-from dbx_promote.emulator import Emulator
+from dbx_promote.deploy import Deployer, DeployOptions, target_from_artifact
+from dbx_promote.emulator import Emulator, Fault
 from dbx_promote.errors import ConfigError, FolderOwned
-from dbx_promote.ownership import roots_may_meet
+from dbx_promote.ownership import Owner, check_owner, roots_may_meet
+from dbx_promote.record import Lock
 
 from cli_helpers import assert_error, run_cli
 from deploy_helpers import V1, V2, build, deploy, deployer, environment, managed_state
@@ -206,3 +207,108 @@ def test_the_tests_of_one_environment_do_not_run_in_another_environments_folder(
 
     assert_error(result, 2, "environment 'test'")
     assert writes(emulator, start) == []
+
+
+NB = "# Databricks notebook source\n"
+PASSES = {"etl/ingest.py": NB + "print('v1')\n", "tests/check.py": NB + "assert True\n"}
+FAILS = {"etl/ingest.py": NB + "print('v2')\n", "tests/check.py": NB + "assert False, 'v2'\n"}
+FAST_POLL = {"DBX_PROMOTE_POLL_MAX_SECONDS": "0.1"}
+
+
+def config_with_tests(tmp: Path, project: str) -> Path:
+    """``config`` whose environment runs tests/* after a deploy and rolls back on failure."""
+    path = config(tmp, project)
+    path.write_text(
+        path.read_text() + "    tests: {notebooks: ['tests/*'], compute: {serverless: true}, "
+        "on_failure: rollback}\n"
+    )
+    return path
+
+
+def test_an_adopted_folder_rolls_back_to_the_release_from_before_the_adoption(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The folder's stored releases are its own, whichever project built them."""
+    old, new = config_with_tests(tmp_path, "appa"), config_with_tests(tmp_path, "appc")
+    v1 = build(tmp_path, PASSES, "1.0.0", project="appa")
+    assert run_cli(old, "deploy", str(v1.path), "--env", "test", host=emulator.url).returncode == 0
+    before = managed_state(emulator)
+    v2 = build(tmp_path, FAILS, "2.0.0", project="appc")
+
+    failed = run_cli(
+        new, "deploy", str(v2.path), "--env", "test", "--adopt", host=emulator.url,
+        extra_env=FAST_POLL,
+    )  # fmt: skip
+
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.splitlines()[-1].endswith(
+        "tests/check (AssertionError: v2); rolled back to 1.0.0, whose tests pass again"
+    )
+    assert managed_state(emulator) == before
+    record = json.loads(emulator.read(RECORD))
+    assert (record["project"], record["version"], record["kind"]) == ("appc", "1.0.0", "rollback")
+    # Still appc's folder: its next deploy needs no --adopt, appa's is refused.
+    again = run_cli(new, "deploy", str(v2.path), "--env", "test", "--no-test", host=emulator.url)
+    assert again.returncode == 0, again.stderr
+    manual = run_cli(new, "rollback", "--env", "test", "--no-test", host=emulator.url)
+    assert manual.returncode == 0, manual.stderr
+    assert json.loads(emulator.read(RECORD))["version"] == "1.0.0"
+    refused = run_cli(old, "deploy", str(v1.path), "--env", "test", host=emulator.url)
+    assert_error(refused, 2, "project 'appc'", "--adopt")
+
+
+class Died(BaseException):
+    """The process dying: nothing of the deploy's own error handling runs."""
+
+
+class DiesWhileVerifying:
+    """Events of a deploy that dies after its imports, before its record is written."""
+
+    def phase(self, name: str) -> None:
+        if name == "verifying":
+            raise Died(name)
+
+    def progress(self, done: int, total: int) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+def test_a_dead_first_deploys_lock_names_the_owner_a_broken_lock_does_not_hand_over(
+    emulator: Emulator, fake_clock: Any, tmp_path: Path
+) -> None:
+    """A first deploy that died half-way leaves its notebooks and lock, but no record."""
+    lock_kept = Fault(endpoint="delete", path_glob="*/lock.json", status=400, times=-1)
+    emulator.add_fault(replace(lock_kept, error_code="INVALID_STATE"))
+    ws = deployer(emulator, fake_clock).ws
+    d = Deployer(ws, environment(), ROOT, ws.current_user(), events=DiesWhileVerifying())
+    with pytest.raises(Died):
+        d.deploy(target_from_artifact(build(tmp_path, V1, "1.0.0", project="appa"), d.env, d.user))
+    emulator.clear_faults()
+    left = managed_state(emulator)
+    assert "etl/ingest" in left
+    lock = json.loads(emulator.read(f"{ROOT}/.dbx-promote/lock.json"))
+    assert (lock["project"], lock["env"]) == ("appa", "test")
+    appb = build(tmp_path, V2, "2.0.0", project="appb")
+    args = ("deploy", str(appb.path), "--env", "test", "--break-lock", "--force")
+
+    refused = run_cli(config(tmp_path, "appb"), *args, host=emulator.url)
+
+    assert_error(refused, 2, "project 'appa'", "lock", "--adopt")
+    assert managed_state(emulator) == left
+    adopted = run_cli(config(tmp_path, "appb"), *args, "--adopt", host=emulator.url)
+    assert adopted.returncode == 0, adopted.stderr
+    assert json.loads(emulator.read(RECORD))["adopted_from"] == {"project": "appa", "env": "test"}
+
+
+def test_a_lock_written_before_locks_named_their_owner_is_still_read() -> None:
+    old = Lock(holder="ci", started_at="2026-01-01T00:00:00Z", host="h", pid=1, version="1",
+               digest="sha256:" + "0" * 64)  # fmt: skip
+    raw = json.loads(old.to_json())
+    del raw["project"], raw["env"]
+
+    back = Lock.from_json(json.dumps(raw).encode(), where="lock.json")
+
+    assert (back.project, back.env) == ("", "")
+    assert check_owner(None, ROOT, Owner("appb", "test"), adopt=False, lock=back) is None

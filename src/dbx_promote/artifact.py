@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from dbx_promote import __version__
 from dbx_promote.bounds import MAX_TEXT, BadDocument, load_json
 from dbx_promote.errors import ArtifactError, BuildError
+from dbx_promote.layout import tree_problem
 
 if TYPE_CHECKING:
     from dbx_promote.config import Config
@@ -147,6 +148,9 @@ class Manifest:
         workspace_paths = [o.workspace_path for o in objects]
         if len(set(workspace_paths)) != len(workspace_paths):
             raise ArtifactError("invalid manifest: two objects share one workspace path")
+        problem = tree_problem(workspace_paths)
+        if problem:
+            raise ArtifactError(f"invalid manifest: {problem}")
         return cls(
             schema_version=SCHEMA_VERSION,
             project=d["project"],

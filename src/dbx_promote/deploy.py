@@ -49,7 +49,7 @@ from dbx_promote.events import Events, Silent, one_line
 from dbx_promote.known import patched, touched_paths, unchanged_since
 from dbx_promote.layout import Layout
 from dbx_promote.lock import HEARTBEAT_SECONDS, DeployLock, LockRules, new_lock, remove_stale
-from dbx_promote.ownership import Owner, adoption_note, check_owner
+from dbx_promote.ownership import Owner, adoption_note, check_owner, deploying_as
 from dbx_promote.parallel import together
 from dbx_promote.plan import Adopted, Plan, make_plan
 from dbx_promote.ports import WorkspaceApi
@@ -327,6 +327,7 @@ class Run:
         self.listing: list[RemoteObject] = []
         self.planned_record: Record | None = None
         self.adopting: Owner | None = None  # the owner --adopt takes the folder from
+        self.owner = Owner(target.project, deployer.env.name)  # whom the record will name
 
     def execute(self) -> DeployResult:
         d, options = self.deployer, self.options
@@ -376,6 +377,7 @@ class Run:
             (record, listing), lock = together(
                 lambda: together(folder.read_record, folder.listing), folder.read_lock
             )
+            self._check_owner(record, lock)  # before a dead deploy's writes are looked at
             if lock is not None:
                 self._recognise(lock, record, listing)
             return record, listing, lock
@@ -403,7 +405,7 @@ class Run:
         return {"break_lock": self.options.break_lock, "force": self.options.force}
 
     def _plan(self, record: Record | None, listing: list[RemoteObject]) -> Plan:
-        self._check_owner(record)  # every record read, under the lock too
+        self._check_owner(record, self.dead)  # every record read, under the lock too
         self.listing, self.planned_record = listing, record
         plan, _ = self.deployer.plan(
             self.target, record=record, listing=listing, adopted=self.adopted
@@ -412,10 +414,11 @@ class Run:
             plan = step.extend_plan(self, plan)
         return plan
 
-    def _check_owner(self, record: Record | None) -> None:
-        d = self.deployer
-        mine = Owner(self.target.project, d.env.name)
-        adopting = check_owner(record, d.root, mine, adopt=self.options.adopt)
+    def _check_owner(self, record: Record | None, lock: Lock | None = None) -> None:
+        d, t = self.deployer, self.target
+        rollback_to = t.digest if self.options.kind == "rollback" else None
+        mine = self.owner = deploying_as(record, t.project, d.env.name, rollback_to=rollback_to)
+        adopting = check_owner(record, d.root, mine, adopt=self.options.adopt, lock=lock)
         if adopting is not None and adopting != self.adopting:
             d.events.warning(f"--adopt: {d.root} is {adoption_note(adopting, mine)}")
         self.adopting = adopting
@@ -444,6 +447,7 @@ class Run:
             jupyter=[o.path for o in t.desired if o.format == "JUPYTER"],
             new_dirs=self._new_dirs(plan) if plan is not None else [],
             previous=record,
+            owner=self.owner,
         )
         return DeployLock(
             self.folder,
@@ -609,10 +613,11 @@ class Run:
         )
         reason, adopted = self.options.reason, self.adopting
         if adopted is not None:
-            note = adoption_note(adopted, Owner(self.target.project, self.deployer.env.name))
+            note = adoption_note(adopted, self.owner)
             reason = f"{reason}; {note}" if reason else note
         record = replace(
             record,
+            project=self.owner.project,
             deploy_id=self.deploy_id,
             adopted_from=adopted.to_dict() if adopted else None,
         )

@@ -48,6 +48,24 @@ def reserved_name_problem(rel: str) -> str | None:
     return None
 
 
+def tree_problem(paths: Iterable[str]) -> str | None:
+    """Why objects at these relative ``paths`` cannot all live in one folder, or None.
+
+    Checked when a manifest is read (so `verify` says it too), not only by the deploy:
+    a reserved name, or an object at a path that another object needs as its folder
+    (``a`` and ``a/b``), which the deploy would only find half-way through, restoring.
+    """
+    paths = list(paths)
+    folders = {p.rsplit("/", i)[0] for p in paths for i in range(1, p.count("/") + 1)}
+    for rel in paths:
+        problem = reserved_name_problem(rel)
+        if problem:
+            return problem
+        if rel in folders:
+            return f"object '{rel}' is also the folder of another object ('{rel}/...')"
+    return None
+
+
 @dataclass(frozen=True)
 class FolderContent:
     """What a listing shows under root, outside our state folder, by relative path."""

@@ -29,6 +29,7 @@ from types import TracebackType
 
 from dbx_promote.errors import DbxPromoteError, LockHeld, LockLost, ObjectExists, WorkspaceError
 from dbx_promote.layout import LOCK_FILE
+from dbx_promote.ownership import Owner
 from dbx_promote.record import Lock, Record, local_identity, pipeline_context, utc_now
 from dbx_promote.state import Folder
 
@@ -188,8 +189,10 @@ def new_lock(
     jupyter: list[str],
     new_dirs: list[str],
     previous: Record | None,
+    owner: Owner | None = None,
 ) -> Lock:
-    """Our lock document: who we are and what we are about to write."""
+    """Our lock document: who we are, whose folder it becomes (``owner``: project and
+    env) and what we are about to write."""
     user, host = local_identity()
     return Lock(
         holder=holder or user,
@@ -208,6 +211,8 @@ def new_lock(
         jupyter=jupyter,
         new_dirs=new_dirs,
         host_id=host_identity(),
+        project=owner.project if owner else "",
+        env=owner.env if owner else "",
     )
 
 

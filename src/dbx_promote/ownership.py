@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from dbx_promote.errors import FolderOwned
-from dbx_promote.layout import RECORD_FILE
-from dbx_promote.record import Record
+from dbx_promote.layout import LOCK_FILE, RECORD_FILE
+from dbx_promote.record import Lock, Record
 
 USER = "{user}"
 
@@ -41,24 +41,50 @@ class Owner:
         return {"project": self.project, "env": self.env}
 
 
-def check_owner(record: Record | None, root: str, mine: Owner, *, adopt: bool) -> Owner | None:
+def check_owner(
+    record: Record | None, root: str, mine: Owner, *, adopt: bool, lock: Lock | None = None
+) -> Owner | None:
     """The other owner this deploy takes the folder from (only with ``adopt``), or None
     when the folder is new or already ``mine``.
 
+    Without a record, a ``lock`` left behind names the owner: a first deploy that died
+    half-way has written its notebooks, and breaking its lock must not hand them to
+    another project (locks written before they named one name no owner).
+
     Raises `FolderOwned` (exit 2) when another project or environment owns ``root``.
     """
-    if record is None or Owner.of(record) == mine:
+    if record is not None:
+        owner, named = Owner.of(record), f"its record {root}/{RECORD_FILE} names {record.version}"
+    elif lock is not None and lock.project:
+        owner = Owner(lock.project, lock.env)
+        named = f"its lock {root}/{LOCK_FILE}, of an unfinished deploy of {lock.version}"
+    else:
+        return None
+    if owner == mine:
         return None
     if adopt:
-        return Owner.of(record)
-    owner = Owner.of(record)
+        return owner
     raise FolderOwned(
-        f"{root} belongs to {owner.describe()} (its record {root}/{RECORD_FILE} names "
-        f"{record.version}); this deploy is {mine.describe()} and does not take it over: "
-        f"point '{mine.env}' at a root of its own, or, to hand the folder over on purpose "
-        "(a renamed project or environment), deploy with --adopt, which the record and "
-        "the history keep"
+        f"{root} belongs to {owner.describe()} ({named}); this deploy is {mine.describe()} "
+        f"and does not take it over: point '{mine.env}' at a root of its own, or, to hand "
+        "the folder over on purpose (a renamed project or environment), deploy or promote "
+        "with --adopt, which the record and the history keep"
     )
+
+
+def deploying_as(
+    record: Record | None, project: str, env: str, *, rollback_to: str | None
+) -> Owner:
+    """The owner a deploy of ``project``'s artifact into ``env`` deploys as.
+
+    A rollback to a release from the folder's own store (``rollback_to``, its digest)
+    brings back the folder's own past, whoever built it: a release stored before an
+    --adopt names the old project, and refusing it as foreign made going back, the
+    automatic rollback after failed tests too, impossible. It stays the record's.
+    """
+    if rollback_to and record and any(r.digest == rollback_to for r in record.releases):
+        return Owner(record.project, env)
+    return Owner(project, env)
 
 
 def adoption_note(previous: Owner, mine: Owner) -> str:

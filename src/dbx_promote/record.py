@@ -288,6 +288,10 @@ class Lock:
     # Why its deploy gave up and left it as the intent (its restore failed); "" while it
     # runs or after it died. A lock given up like this is taken over by the next deploy.
     abandoned: str = ""
+    # Whose folder it becomes: a first deploy that died has no record to say so.
+    # Empty in locks written before they named it.
+    project: str = ""
+    env: str = ""
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -346,6 +350,8 @@ def _lock_from(f: Fields) -> Lock:
         new_dirs=f.texts("new_dirs", []),
         host_id=f.text("host_id", ""),
         abandoned=f.text("abandoned", ""),
+        project=f.text("project", ""),
+        env=f.text("env", ""),
     )
 
 
