@@ -1,6 +1,10 @@
 """A test-only "silent host": a socket server that accepts every connection and never
 answers (what a hung workspace, or a proxy or firewall that holds connections, looks like
-to a client). It reads what it is sent so the client's request is fully delivered."""
+to a client). It reads what it is sent so the client's request is fully delivered.
+
+With ``answer_probe`` it answers the connection check (`connection.PROBE_PATH`, a 404)
+and hangs on everything else: a host, or a proxy, that passes the check and then never
+answers the API."""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ import threading
 import time
 from types import TracebackType
 
+from dbx_promote.connection import PROBE_PATH
+
 
 class SilentHost:
     """Listen on a free loopback port; accept, read, never write. Use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_probe: bool = False) -> None:
+        self._answer_probe = answer_probe
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._listener.settimeout(0.2)  # so the accept loop sees a stop request
         self.port = self._listener.getsockname()[1]
@@ -58,9 +65,15 @@ class SilentHost:
             threading.Thread(target=self._swallow, args=(conn,), daemon=True).start()
 
     def _swallow(self, conn: socket.socket) -> None:
-        """Read until the client gives up; answer nothing."""
+        """Read until the client gives up; answer nothing (but the probe, if asked to)."""
+        seen = b""
         try:
-            while conn.recv(65536):
-                pass
+            while chunk := conn.recv(65536):
+                seen += chunk
+                # Bodyless GETs on a kept-alive connection: one request per blank line.
+                while self._answer_probe and b"\r\n\r\n" in seen:
+                    head, seen = seen.split(b"\r\n\r\n", 1)
+                    if head.startswith(b"GET " + PROBE_PATH.encode() + b" "):
+                        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         except OSError:
             pass

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from dbx_promote.deploy import DeployOptions
+from dbx_promote.reviewed import save_plan
 from silent_host import SilentHost
 
 from cli_helpers import HEADER, assert_error, run_cli
+from deploy_helpers import V1, build, deploy
 
 CONFIG = """\
 project: app
@@ -87,3 +90,45 @@ def test_an_output_under_an_existing_file_is_refused_before_any_work(cfg, silent
 def test_a_source_holding_a_nul_byte_is_a_config_problem(cfg):
     cfg.write_text(CONFIG.replace("source: notebooks", 'source: "note\\0books"'))
     assert_error(run_cli(cfg, "build", "--version", "1", host=None), 2, "no control characters")
+
+
+@pytest.mark.parametrize("name", ["DBX_PROMOTE_CONNECT_TIMEOUT", "DBX_PROMOTE_RETRY_TIMEOUT"])
+def test_a_timeout_setting_beyond_a_day_is_bad_input_not_an_overflow(cfg, silent, name):
+    result = run_cli(cfg, "status", "--env", "test", host=silent.url, extra_env={name: "1e300"})
+    assert_error(result, 2, name, "at most 86400", "'1e300'")
+    assert silent.accepted == 0
+
+
+def test_a_source_date_epoch_beyond_what_a_zip_holds_is_bad_input(cfg):
+    result = run_cli(
+        cfg,
+        "build",
+        "--version",
+        "1",
+        host=None,
+        extra_env={"SOURCE_DATE_EPOCH": "99999999999999999999"},
+    )
+    assert_error(result, 2, "SOURCE_DATE_EPOCH", "after 2107")
+    assert not (cfg.parent / "dist").exists()
+
+
+def test_a_build_into_a_file_or_onto_a_folder_names_it(cfg):
+    dist = cfg.parent / "dist"
+    dist.write_text("not a folder\n")
+    assert_error(run_cli(cfg, "build", "--version", "1", host=None), 2, f"{dist} is a file")
+
+    dist.unlink()
+    (dist / "app-1.zip").mkdir(parents=True)
+    assert_error(run_cli(cfg, "build", "--version", "1", host=None), 2, "app-1.zip is a folder")
+    assert sorted(p.name for p in dist.iterdir()) == ["app-1.zip"]  # no temporary file left
+
+
+def test_a_plan_that_cannot_be_named_leaves_no_temporary_file(emulator, fake_clock, tmp_path):
+    """The CLI refuses such a name up front; the library, called directly, cleans up."""
+    plan = deploy(emulator, fake_clock, build(tmp_path, V1, "1.0.0"), DeployOptions(dry_run=True))
+    out = tmp_path / "plans"
+    out.mkdir()
+
+    with pytest.raises(OSError):
+        save_plan(plan.plan, out / ("p" * 300 + ".json"))
+    assert list(out.iterdir()) == []

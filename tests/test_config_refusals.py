@@ -108,10 +108,37 @@ def test_a_root_longer_than_4096_characters_is_refused(tmp_path):
     refused(tmp_path, f"project: app\nenvironments:\n  test: {{root: {root}}}\n", "at most 4096")
 
 
-@pytest.mark.parametrize("rate", [".nan", ".inf", "-.inf", "-1"])
-def test_an_import_rate_of_nan_or_infinity_is_refused(tmp_path, rate):
+@pytest.mark.parametrize("rate", [".nan", ".inf", "-.inf", "-1", "1.0e-300", "0.001", "1.0e+9"])
+def test_an_import_rate_of_nan_infinity_or_out_of_range_is_refused(tmp_path, rate):
+    """1e-300 imports/s is an interval of 1e300 s: it overflowed the pacer mid-deploy."""
     text = GOOD + f"    import_rate: {rate}\n"
-    refused(tmp_path, text, "import_rate must be a finite number >= 0")
+    refused(tmp_path, text, "import_rate must be 0 (no pacing) or from 0.01 to 10000")
+
+
+@pytest.mark.parametrize("rate", ["0", "0.5", "30", "10000"])
+def test_an_import_rate_in_range_is_kept(tmp_path, rate):
+    cfg = load_config(write(tmp_path, GOOD + f"    import_rate: {rate}\n"))
+    assert cfg.environment("test").import_rate == float(rate)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "most"),
+    [
+        ("parallel", "100000000", 64),
+        ("keep_releases", "100000000000000000000000", 1000),
+        ("keep_backups", "1001", 1000),
+        ("lock_stale_minutes", "99999999999", 10080),
+    ],
+)
+def test_a_count_far_beyond_any_use_is_refused_naming_the_key(tmp_path, key, value, most):
+    text = GOOD + f"    {key}: {value}\n"
+    refused(tmp_path, text, f"environments.test.{key} must be an integer >= 1 and <= {most}")
+
+
+def test_the_largest_counts_allowed_are_kept(tmp_path):
+    text = GOOD + "    parallel: 64\n    keep_releases: 1000\n"
+    env = load_config(write(tmp_path, text)).environment("test")
+    assert (env.parallel, env.keep_releases) == (64, 1000)
 
 
 def test_a_home_folder_root_is_refused_quoting_the_root_as_written_not_a_stand_in(tmp_path):

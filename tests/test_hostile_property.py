@@ -50,10 +50,12 @@ def assert_refused(result: Any, emu: Emulator | None = None, since: int = 0) -> 
 
 # --- the building blocks of hostile values --------------------------------------------------
 
-#: Segments that make any path unusable: traversal, empty, control characters, backslashes.
-BAD_SEGMENTS = st.sampled_from(["..", ".", "", "a\x00b", "a\nb", "a\\b", "\x1b[31m", "\x7f/.."])
+#: Characters no path may hold: C0, DEL and C1 controls, bidi overrides, zero-width ones.
+HIDDEN = ["a\x00b", "a\nb", "\x1b[31m", "a\x7fb", "a\x85b", "\u202egpj.py", "\u200b"]
+#: Segments that make any path unusable: traversal, empty, hidden characters, backslashes.
+BAD_SEGMENTS = st.sampled_from(["..", ".", "", "a\\b", "\x7f/..", *HIDDEN])
 #: Segments no root may hold (an empty one is only collapsed, a backslash is a name).
-BAD_ROOT_SEGMENTS = st.sampled_from(["..", ".", "a\x00b", "a\nb", "\x1b[31m", "\u200b"])
+BAD_ROOT_SEGMENTS = st.sampled_from(["..", ".", *HIDDEN])
 SEGMENTS = st.text(
     st.characters(codec="utf-8", exclude_characters="/"), min_size=1, max_size=12
 ).filter(lambda s: s not in (".", ".."))
@@ -105,10 +107,16 @@ BAD_NAMES = st.one_of(
 CONFIG_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "project": BAD_NAMES,
     "environments.test.root": bad_roots(),
-    "environments.test.keep_releases": st.one_of(HUGE_NUMBERS.filter(lambda n: n < 1), WRONG_TYPES),
-    "environments.test.parallel": st.one_of(st.integers(max_value=0), st.text(max_size=3)),
+    "environments.test.keep_releases": st.one_of(
+        HUGE_NUMBERS, st.integers(1001, 10**23), WRONG_TYPES
+    ),
+    "environments.test.parallel": st.one_of(
+        st.integers(max_value=0), st.integers(65, 10**8), st.text(max_size=3)
+    ),
     "environments.test.import_rate": st.one_of(
         st.floats(allow_nan=True, allow_infinity=True).filter(lambda f: not 0 <= f < math.inf),
+        st.floats(min_value=1e-300, max_value=0.009),  # an interval that overflows the pacer
+        st.floats(min_value=10_001, allow_infinity=False),
         st.text(max_size=3),
     ),
     "environments.test.parameters": st.one_of(

@@ -334,7 +334,9 @@ def test_symlink_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     ("name", "reason"),
     [
         ("clean .py", "name starts or ends with whitespace"),
-        ("tab\there.py", "control character in the name"),
+        ("tab\there.py", "name holds a control or invisible character (U+0009)"),
+        ("del\x7fhere.py", "name holds a control or invisible character (U+007F)"),
+        ("bidi\u202ecod.py", "name holds a control or invisible character (U+202E)"),
         ("back\\slash.py", "backslash in the name"),
     ],
 )

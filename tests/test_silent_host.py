@@ -55,6 +55,7 @@ class Case:
     args: tuple[str, ...]
     extra: tuple[tuple[str, str], ...] = (("DBX_PROMOTE_CONNECT_TIMEOUT", str(SHORT)),)
     profile: bool = False  # the host comes only from a ~/.databrickscfg profile
+    answers_probe: bool = False  # the host passes the connection check, then hangs
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Outcome:
 def run(cfg: Path, case: Case) -> Outcome:
     """The console script in a process of its own, against a silent host of its own."""
     extra = dict(case.extra)
-    with SilentHost() as host:
+    with SilentHost(answer_probe=case.answers_probe) as host:
         if case.profile:
             profile = cfg.parent / "databrickscfg"
             profile.write_text(f"[silent]\nhost = {host.url}\ntoken = dapi-not-a-real-one\n")
@@ -107,12 +108,21 @@ COMMANDS = [
     Case(("test", "--env", "test")),
     Case(("status", "--env", "test"), profile=True),
 ]
-# These report each environment (test and prod) instead of stopping at the first; the
-# exit code is the command's own: status shows what it can, --check and doctor fail.
+# A host that answers the connection check and hangs on every API request.
+HANGS = [
+    Case(("status", "--env", "test"), answers_probe=True),
+    Case(("deploy", "ART", "--env", "test"), answers_probe=True),
+    Case(("promote", "--from", "test", "--to", "prod", "--yes"), answers_probe=True),
+]
+HANGS_DEFAULTS = Case(("deploy", "ART", "--env", "test"), extra=(), answers_probe=True)
+# These report each environment (test and prod, or the one named) instead of stopping at
+# the first; the exit code is the command's own: status shows what it can, --check and
+# doctor fail.
 REPORTS = {
     Case(("status",)): 0,
     Case(("status", "--check")): 1,
     Case(("doctor", "--output", "json")): 1,
+    Case(("doctor", "--env", "test")): 1,
 }
 DEFAULTS = Case(("status", "--env", "test"), extra=())
 
@@ -123,7 +133,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[Case, Outcome]:
     base = tmp_path_factory.mktemp("silent")
     built = build_releases(base, {"1.0.0": NOTEBOOKS}, CONFIG)["1.0.0"]
     cfg = base / "src-1.0.0" / "dbx-promote.yml"
-    cases = [DEFAULTS, *COMMANDS, *REPORTS]  # the longest first
+    cases = [DEFAULTS, HANGS_DEFAULTS, *COMMANDS, *HANGS, *REPORTS]  # the longest first
     with ThreadPoolExecutor(max_workers=4) as pool:
 
         def one(case: Case) -> Outcome:
@@ -146,7 +156,8 @@ def test_every_command_fails_fast_with_one_line_naming_the_silent_host(outcomes,
 def test_status_and_doctor_report_the_silent_host_per_environment_in_moments(outcomes, case):
     got = outcomes[case]
     assert got.result.returncode == REPORTS[case], (got.result.stdout, got.result.stderr)
-    assert got.result.stdout.count("did not answer within 1 s") >= 2, got.result.stdout
+    reported = 1 if "--env" in case.args else 2  # each environment asked about
+    assert got.result.stdout.count("did not answer within 1 s") >= reported, got.result.stdout
     assert "Traceback" not in got.result.stdout + got.result.stderr
     assert got.seconds < 2 * SHORT_BOUND, got.seconds
 
@@ -154,6 +165,21 @@ def test_status_and_doctor_report_the_silent_host_per_environment_in_moments(out
 def test_with_the_default_timeouts_a_silent_host_fails_within_30_seconds(outcomes):
     got = outcomes[DEFAULTS]
     assert_error(got.result, 2, "did not answer within 10 s")
+    assert got.seconds < DEFAULT_BOUND, got.seconds
+
+
+@pytest.mark.parametrize("case", HANGS, ids=lambda c: " ".join(c.args))
+def test_a_host_that_answers_the_check_and_hangs_on_its_api_fails_fast(outcomes, case):
+    got = outcomes[case]
+    assert_error(
+        got.result, 2, got.host, "answered the connection check but not its API within 1 s"
+    )
+    assert got.seconds < SHORT_BOUND, got.seconds
+
+
+def test_with_the_default_timeouts_a_host_hanging_on_its_api_fails_within_30_seconds(outcomes):
+    got = outcomes[HANGS_DEFAULTS]
+    assert_error(got.result, 2, "not its API within 10 s")
     assert got.seconds < DEFAULT_BOUND, got.seconds
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -41,6 +41,7 @@ from dbx_promote.notebooks import (
     discover,
     object_bytes,
 )
+from dbx_promote.pathchars import hidden_character_problem
 
 __all__ = [
     "CONTENT_DIR",
@@ -66,6 +67,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TAG_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+_LAST_ZIP_SECOND = 4354819199  # 2107-12-31T23:59:59Z
 _COMPRESS_LEVEL = 6
 _MAX_MANIFEST_SIZE = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -236,9 +238,7 @@ def _unsafe_name(name: str) -> str | None:
         return "contains '..'"
     if any(p in ("", ".") for p in parts):
         return "has an empty or '.' segment"
-    if any(ord(c) < 32 for c in name):
-        return "contains a control character"
-    return None
+    return hidden_character_problem(name)
 
 
 @dataclass(frozen=True)
@@ -542,6 +542,10 @@ def _zip_date(commit_time: str | None) -> tuple[int, int, int, int, int, int]:
             seconds = int(epoch)
         except ValueError:
             raise BuildError(f"SOURCE_DATE_EPOCH={epoch!r} is not an integer") from None
+        if seconds > _LAST_ZIP_SECOND:  # beyond it, the clock functions overflow too
+            raise BuildError(
+                f"SOURCE_DATE_EPOCH={epoch[:40]!r} is after 2107, the last year a zip can hold"
+            )
     elif commit_time is not None:
         seconds = int(
             datetime.strptime(commit_time, "%Y-%m-%dT%H:%M:%SZ")
@@ -633,9 +637,23 @@ def build_artifact(
         objects=tuple(_manifest_object(o) for o in objects),
     )
     date = _zip_date(commit_time)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{options.project}-{version}.zip"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
+    # Said here, not as the OSError of a mkdir or of renaming a temporary file later.
+    if out_dir.is_file() or target.is_dir():
+        where, what = (out_dir, "a file") if out_dir.is_file() else (target, "a folder")
+        raise BuildError(f"{where} is {what}; remove it or build elsewhere (--out)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _write_verified(target, manifest, objects, date)
+
+
+def _write_verified(
+    target: Path,
+    manifest: Manifest,
+    objects: Sequence[SourceObject],
+    date: tuple[int, int, int, int, int, int],
+) -> Artifact:
+    """The zip written to a temporary file beside ``target``, verified, then named."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:

@@ -7,11 +7,9 @@ looks like one is refused. Auth is resolved elsewhere (`workspace.py`).
 
 from __future__ import annotations
 
-import math
 import os
 import posixpath
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import yaml
 
 from dbx_promote.errors import ConfigError, UnknownEnvironment
+from dbx_promote.pathchars import hidden_character_problem
 from dbx_promote.permissions import Grant, parse_grants
 from dbx_promote.yaml_loader import YamlRefused, load_yaml
 
@@ -51,6 +50,12 @@ _TOKEN_VALUE = re.compile(r"\bdapi[0-9a-f]{32}\b")
 
 # The longest path accepted anywhere (the workspace's own limit is lower still).
 MAX_PATH_CHARS = 4096
+# Upper bounds of counts and rates, far above any real use (the service allows 30 imports/s).
+MAX_KEEP = 1000
+MAX_PARALLEL = 64
+MAX_STALE_MINUTES = 7 * 24 * 60
+MIN_IMPORT_RATE = 0.01
+MAX_IMPORT_RATE = 10_000
 
 # Folders that many people and jobs share: deploying "into" them would make the tool the
 # owner of everything there. A root must sit strictly below them.
@@ -228,10 +233,9 @@ def validate_root(root: str) -> list[str]:
         return ["root must be a non-empty workspace path"]
     if len(root) > MAX_PATH_CHARS:
         return [f"root is {len(root)} characters long; at most {MAX_PATH_CHARS} are allowed"]
-    hidden = next((c for c in root if unicodedata.category(c) in ("Cc", "Cf")), None)
-    if hidden is not None:
+    if hidden := hidden_character_problem(root):
         # A newline or an invisible character makes a folder that looks like another one.
-        return [f"root {root!r} holds a control or invisible character (U+{ord(hidden):04X})"]
+        return [f"root {root!r} {hidden}"]
     if not root.startswith("/"):
         return [f"root '{root}' must be an absolute workspace path (start with /)"]
     parts = root.split("/")
@@ -313,7 +317,7 @@ def parse_config(raw: Any, cfg_path: Path) -> Config:
         not isinstance(source_raw, str)
         or not source_raw
         or len(source_raw) > MAX_PATH_CHARS
-        or any(unicodedata.category(c) == "Cc" for c in source_raw)
+        or hidden_character_problem(source_raw)
     ):
         problems.append(
             f"source must be a folder path (no control characters, at most {MAX_PATH_CHARS})"
@@ -384,26 +388,29 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
     """Retention, locking and pacing of one environment (the `Environment` fields)."""
     stale_key = "lock_stale_minutes" if "lock_stale_minutes" in raw else "lock_timeout_minutes"
     import_rate = raw.get("import_rate", 30)
-    # NaN passes every comparison and infinity is no pace at all: both are refused.
+    # NaN passes every comparison and infinity is no pace at all; a rate such as 1e-300
+    # is an interval of 1e300 s that overflows the pacer mid-deploy: all are refused.
     if (
         isinstance(import_rate, bool)
         or not isinstance(import_rate, (int, float))
-        or not math.isfinite(import_rate)
-        or import_rate < 0
+        or not (import_rate == 0 or MIN_IMPORT_RATE <= import_rate <= MAX_IMPORT_RATE)
     ):
-        problems.append(f"{where}.import_rate must be a finite number >= 0 (0: no pacing)")
+        problems.append(
+            f"{where}.import_rate must be 0 (no pacing) or from {MIN_IMPORT_RATE:g} to "
+            f"{MAX_IMPORT_RATE:g} imports per second"
+        )
         import_rate = 30
     return {
         "keep_releases": _int(
-            raw.get("keep_releases", 5), f"{where}.keep_releases", problems, minimum=1
+            raw.get("keep_releases", 5), f"{where}.keep_releases", problems, 1, MAX_KEEP
         ),
         "lock_stale_minutes": _int(
-            raw.get(stale_key, 3), f"{where}.{stale_key}", problems, minimum=1
+            raw.get(stale_key, 3), f"{where}.{stale_key}", problems, 1, MAX_STALE_MINUTES
         ),
         "keep_backups": _int(
-            raw.get("keep_backups", 10), f"{where}.keep_backups", problems, minimum=1
+            raw.get("keep_backups", 10), f"{where}.keep_backups", problems, 1, MAX_KEEP
         ),
-        "parallel": _int(raw.get("parallel", 8), f"{where}.parallel", problems, minimum=1),
+        "parallel": _int(raw.get("parallel", 8), f"{where}.parallel", problems, 1, MAX_PARALLEL),
         "import_rate": float(import_rate),
         "restore_budget_minutes": _budget_minutes(
             raw.get("restore_budget_minutes", 10), f"{where}.restore_budget_minutes", problems
@@ -545,7 +552,7 @@ def _parse_tests(raw: Any, where: str, problems: list[str]) -> EnvTestSettings |
             problems.append(f"{where}.notebooks: '{glob}' must be relative to the root")
     compute = _parse_compute(raw.get("compute"), f"{where}.compute", problems)
     timeout = _int(raw.get("timeout_minutes", 30), f"{where}.timeout_minutes", problems, 1)
-    parallel = _int(raw.get("parallel", 4), f"{where}.parallel", problems, 1)
+    parallel = _int(raw.get("parallel", 4), f"{where}.parallel", problems, 1, MAX_PARALLEL)
     params = raw.get("parameters") or {}
     if not isinstance(params, dict) or not all(
         isinstance(v, (str, int, float, bool)) for v in params.values()
@@ -671,9 +678,17 @@ def _bool(value: Any, where: str, problems: list[str]) -> bool:
     return value
 
 
-def _int(value: Any, where: str, problems: list[str], minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        problems.append(f"{where} must be an integer >= {minimum}")
+def _int(
+    value: Any, where: str, problems: list[str], minimum: int = 0, maximum: int | None = None
+) -> int:
+    # A count is a loop bound or a thread pool: 10^8 of them would exhaust the machine.
+    top = f" and <= {maximum}" if maximum is not None else ""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not minimum <= value <= (maximum if maximum is not None else value)
+    ):
+        problems.append(f"{where} must be an integer >= {minimum}{top}")
         return minimum
     return value
 

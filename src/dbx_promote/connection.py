@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
+from requests.adapters import BaseAdapter
 
 from dbx_promote import __version__, envsettings
 from dbx_promote.config import Environment, env_var_name, environment_host
@@ -40,7 +41,8 @@ class Timeouts:
 
     ``connect``: to connect, then again for the first answer, before anything else is sent
     (so a host that accepts connections and never answers fails within twice this).
-    ``read``: every request's connect and read timeout (the SDK's ``http_timeout_seconds``).
+    ``read``: every request's connect and read timeout (the SDK's ``http_timeout_seconds``)
+    once the workspace has answered one API request; until then ``connect`` (`_FirstAnswer`).
     ``retry``: the SDK's budget for retrying one request.
     """
 
@@ -142,6 +144,7 @@ def connect(
     if not host:
         _preflight(config.host, timeouts.connect)
     client = WorkspaceClient(config=config)
+    _bound_first_answer(client, config.host, timeouts.connect)
     return Workspace(
         client,
         retry=retry,
@@ -149,6 +152,49 @@ def connect(
         parallel=parallel or env.parallel,
         import_rate=env.import_rate or None,
     )
+
+
+class _FirstAnswer(BaseAdapter):
+    """Until the workspace has answered one API request, each request waits at most
+    ``timeout`` for its answer and a timeout is final (`ConnectionFailed`).
+
+    A host can answer the preflight and then hang on its API (a proxy that only passes some
+    paths, a wedged control plane): the SDK would wait its 60 s read timeout and retry it
+    within its 120 s budget. Once one answer came, the host is known to work and the usual
+    timeouts apply, so a slow large export later on is not cut short.
+    """
+
+    def __init__(self, inner: BaseAdapter, host: str, timeout: float) -> None:
+        super().__init__()
+        self._inner, self._host, self._timeout = inner, host, timeout
+        self._answered = False
+
+    def send(  # type: ignore[override]  # requests passes these by name
+        self, request: requests.PreparedRequest, timeout: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        if self._answered:
+            return self._inner.send(request, timeout=timeout, **kwargs)
+        try:
+            answer = self._inner.send(request, timeout=self._timeout, **kwargs)
+        except requests.ReadTimeout:
+            raise ConnectionFailed(
+                f"workspace {self._host} answered the connection check but not its API "
+                f"within {self._timeout:g} s (a host or proxy that hangs on API requests)"
+            ) from None
+        self._answered = True
+        return answer
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _bound_first_answer(client: WorkspaceClient, host: str, timeout: float) -> None:
+    """Mount `_FirstAnswer` on the SDK's session (it has no setting for this); an SDK that
+    keeps its session elsewhere keeps its own timeouts."""
+    session = getattr(getattr(client.api_client, "_api_client", None), "_session", None)
+    if isinstance(session, requests.Session):
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, _FirstAnswer(session.get_adapter(prefix), host, timeout))
 
 
 def _resolve(env: Environment, kwargs: dict[str, Any], timeouts: Timeouts) -> Config:

@@ -10,13 +10,22 @@ from collections.abc import Mapping
 
 from dbx_promote.errors import ConfigError
 
+#: The longest wait any setting may ask for; far beyond it, clocks and timers overflow.
+MAX_SECONDS = 24 * 3600.0
+
 
 def seconds(
-    name: str, default: float, *, above: float = 0.0, environ: Mapping[str, str] | None = None
+    name: str,
+    default: float,
+    *,
+    above: float = 0.0,
+    at_most: float = MAX_SECONDS,
+    environ: Mapping[str, str] | None = None,
 ) -> float:
     """The number of seconds in variable ``name``, or ``default`` when it is unset or empty.
 
-    Raises `ConfigError` (exit 2) when it is not a finite number more than ``above``.
+    Raises `ConfigError` (exit 2) when it is not a number more than ``above`` and at most
+    ``at_most``.
     """
     raw = (os.environ if environ is None else environ).get(name, "")
     if not raw.strip():
@@ -25,9 +34,10 @@ def seconds(
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {_shown(raw)}") from None
-    if not math.isfinite(value) or value <= above:
+    if not math.isfinite(value) or not above < value <= at_most:
         raise ConfigError(
-            f"{name} must be a finite number of seconds above {above:g}, not {_shown(raw)}"
+            f"{name} must be a finite number of seconds above {above:g} and at most "
+            f"{at_most:g}, not {_shown(raw)}"
         )
     return value
 

@@ -31,6 +31,7 @@ import nbformat.validator
 
 from dbx_promote.errors import BuildError
 from dbx_promote.layout import ENVIRONMENT_NOTEBOOK
+from dbx_promote.pathchars import hidden_character_problem
 
 __all__ = [
     "ALLOW_SECRET_MARKER",
@@ -79,7 +80,6 @@ _KERNEL_LANGUAGES = {"python": "PYTHON", "sql": "SQL", "scala": "SCALA", "r": "R
 # A workspace object name: printable, no backslash; checked per path segment.
 _MAX_SEGMENT_BYTES = 255
 _MAX_WORKSPACE_PATH = 1024
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 # (what, substrings of which one must occur in the lower-cased text, pattern). The cheap
 # substring test skips the regular expression for almost every file.
@@ -228,8 +228,8 @@ def workspace_path_problem(workspace_path: str) -> str | None:
     for segment in workspace_path.split("/"):
         if segment in ("", ".", ".."):
             return "empty, '.' or '..' path segment"
-        if _CONTROL_CHARS.search(segment):
-            return "control character in the name"
+        if hidden := hidden_character_problem(segment):
+            return f"name {hidden}"
         if "\\" in segment:
             return "backslash in the name"
         if segment != segment.strip():

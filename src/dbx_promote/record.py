@@ -32,6 +32,7 @@ from dbx_promote.layout import LOCK_FILE as LOCK_FILE
 from dbx_promote.layout import RECORD_FILE as RECORD_FILE
 from dbx_promote.layout import RELEASES_DIR
 from dbx_promote.layout import STATE_DIR as STATE_DIR
+from dbx_promote.pathchars import hidden_character_problem
 
 RECORD_SCHEMA = 1
 HISTORY_LIMIT = 100
@@ -148,8 +149,8 @@ class Record:
                 )
             paths.append(ref.file)
         for path in paths:
-            if not is_safe_relative(path):
-                raise RecordCorrupt(_corrupt(where, f"path {path!r} leaves the folder"))
+            if problem := relative_path_problem(path):
+                raise RecordCorrupt(_corrupt(where, f"path {path!r} {problem}"))
         return record
 
 
@@ -217,17 +218,18 @@ class HistoryEntry:
     pipeline: dict[str, str] | None = None
 
 
-def is_safe_relative(path: str) -> bool:
-    """A non-empty relative workspace path that stays inside the folder it is joined to."""
-    return (
-        isinstance(path, str)
-        and bool(path)
-        and not path.startswith("/")
-        and "\\" not in path
-        and all(part not in ("", ".", "..") for part in path.split("/"))
-        # A control character would turn one line of output into two, or into escapes.
-        and not any(ord(c) < 32 or ord(c) == 127 for c in path)
-    )
+def relative_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a relative workspace path that stays inside the folder it is
+    joined to and reads back as itself (the manifest's rule, `pathchars`), else ``None``."""
+    if (
+        not isinstance(path, str)
+        or not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        return "leaves the folder"
+    return hidden_character_problem(path)
 
 
 def history_to_json(entries: list[HistoryEntry]) -> bytes:
@@ -327,9 +329,9 @@ def _lock_from(f: Fields) -> Lock:
     intent = f.mapping("intent", {})
     intents = Fields(intent, "intent.")
     paths = [*intent, *f.texts("jupyter", []), *f.texts("new_dirs", [])]
-    unsafe = next((p for p in paths if not is_safe_relative(p)), None)
-    if unsafe is not None:
-        raise BadDocument(f"path {unsafe!r} leaves the folder")
+    for path in paths:
+        if problem := relative_path_problem(path):
+            raise BadDocument(f"path {path!r} {problem}")
     return Lock(
         holder=f.text("holder"),
         started_at=f.text("started_at"),

@@ -34,10 +34,15 @@ def save_plan(plan: Plan, path: str | Path) -> Path:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".plan-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        # A name the file system refuses, a full disk: no half-written plan is left beside it.
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
