@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,30 @@ def test_an_unchanged_redeploy_makes_no_permissions_write(
     }
     assert all_writes(emulator, start) == []
     assert "**Permissions:** as configured" in plan_summary_markdown(again)
+
+
+def test_an_unchanged_redeploy_reads_root_and_each_managed_acl_once(
+    emulator: Emulator, as_: Client, tmp_path: Path, v1: Artifact
+) -> None:
+    """The cost of permissions on a no-op: one ACL read per managed object (here 9: five
+    folders with the state folder, three notebooks, one file), root's status and ACL once
+    (the preflight's read serves the first plan), SCIM Me once."""
+    cfg = write_config(tmp_path, [READERS, DEPLOYER])
+    deploy_json(emulator, cfg, v1)
+    start = len(emulator.request_log())
+    assert deploy_json(emulator, cfg, v1)["noop"] is True
+    log = emulator.request_log()[start:]
+    reads = Counter(
+        (r["endpoint"], r["path"]) for r in log if r["endpoint"].startswith("permissions/")
+    )
+    assert reads[("permissions/directories", PROD)] == 1
+    assert len(reads) == 10 and set(reads.values()) == {1}
+    assert [r["path"] for r in log if r["endpoint"] == "get-status"] == [PROD]
+    assert sum(r["endpoint"].endswith("scim/v2/Me") for r in log) == 1
+    assert len(log) == 17  # 6 without permissions: SCIM Me, 4 listing pages, the record
+    start = len(emulator.request_log())
+    cli(emulator, cfg, "status", "--env", "prod")
+    assert sum(r["endpoint"].endswith("scim/v2/Me") for r in emulator.request_log()[start:]) == 1
 
 
 def test_a_changed_list_is_exactly_one_put_on_root(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from dbx_promote.access import (
     AclWriter,
+    RootRead,
     check_root,
     managed_objects,
     plan_permissions,
@@ -40,6 +41,7 @@ class _RunState:
     the same `Deployer` (testgate's rollback deploys again on it)."""
 
     deploy_id: str
+    root: RootRead | None = None  # the preflight's read of root, for the first plan only
     writer: AclWriter | None = None
     warned: set[str] = field(default_factory=set)
 
@@ -51,14 +53,11 @@ class PermissionsStep(DeployStep):
         self.ws = ws
         self.root = root
         self.desired = desired
-        self._me: Identity | None = None
         self._run = _RunState("")
 
     def me(self) -> Identity:
-        """The signed-in principal with its groups (one SCIM call per deploy)."""
-        if self._me is None:
-            self._me = self.ws.identity()
-        return self._me
+        """The signed-in principal with its groups (the adapter asks SCIM Me once)."""
+        return self.ws.identity()
 
     def _state(self, run: Run) -> _RunState:
         if self._run.deploy_id != run.deploy_id:
@@ -66,12 +65,16 @@ class PermissionsStep(DeployStep):
         return self._run
 
     def preflight(self, run: Run) -> None:
-        self._state(run)  # a new run starts with nothing written
+        state = self._state(run)  # a new run starts with nothing read or written
         if not run.options.dry_run:
-            check_root(self.ws, self.root, self.desired, self.me(), run.deployer.env.name)
+            env = run.deployer.env.name
+            state.root = check_root(self.ws, self.root, self.desired, self.me(), env)
 
     def extend_plan(self, run: Run, plan: Plan) -> Plan:
         state = self._state(run)
+        # The first plan, moments after the preflight and before the lock, reuses its read
+        # of root; the plan under the lock (what is applied) reads root again.
+        first, state.root = state.root, None
         managed = managed_objects(self.root, run.listing, kept_paths(plan))
         record = run.planned_record
         found = plan_permissions(
@@ -81,6 +84,7 @@ class PermissionsStep(DeployStep):
             managed,
             self.me(),
             deployed_by=record.deployed_by if record else None,
+            root_read=first,
         )
         if not run.options.dry_run:
             refuse_lockout(found, run.deployer.env.name)

@@ -86,6 +86,22 @@ class _Counts:
     retries: int = 0
 
 
+class _Once:
+    """A value fetched at most once, shared by an adapter and its copies; a failed fetch
+    is not kept (the next caller tries again)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Any = None
+
+    def get(self, fetch: Callable[[], Any]) -> Any:
+        # Callers that arrive while the fetch runs wait for it instead of sending their own.
+        with self._lock:
+            if self._value is None:
+                self._value = fetch()
+            return self._value
+
+
 class Workspace:
     """A small adapter over `WorkspaceClient.workspace` with our retries and errors.
 
@@ -115,6 +131,7 @@ class Workspace:
         self.pacer = Pacer(import_rate, sleep)
         self._lock = threading.Lock()
         self._counts = _Counts()
+        self._me = _Once()
         self.host = client.config.host or ""
 
     @property
@@ -140,14 +157,19 @@ class Workspace:
 
     # --- reads -----------------------------------------------------------------------
 
+    def _scim_me(self) -> Any:
+        """SCIM Me, asked once per adapter: a token's principal does not change, and a
+        deploy needs it twice (the user for the lock and record, the groups for permissions)."""
+        return self._me.get(lambda: self._call("who am I", lambda: self.client.current_user.me()))
+
     def current_user(self) -> str:
         """The signed-in principal's user name (SCIM Me)."""
-        me = self._call("who am I", lambda: self.client.current_user.me())
+        me = self._scim_me()
         return str(me.user_name or me.display_name or me.id or "unknown")
 
     def whoami(self) -> Identity:
         """The signed-in principal: user name, display name, groups and auth method."""
-        me = self._call("who am I", lambda: self.client.current_user.me())
+        me = self._scim_me()
         groups = tuple(str(g.display) for g in (me.groups or []) if g.display)
         return Identity(
             user_name=str(me.user_name or me.display_name or me.id or "unknown"),
