@@ -18,6 +18,13 @@ from typing import Any
 
 import yaml
 
+from dbx_promote.config_values import (
+    read_bool,
+    read_int,
+    read_mapping,
+    read_opt_str,
+    read_str_tuple,
+)
 from dbx_promote.errors import ConfigError, UnknownEnvironment
 from dbx_promote.pathchars import hidden_character_problem
 from dbx_promote.permissions import Grant, parse_grants
@@ -377,10 +384,10 @@ def _parse_build(raw: Any, problems: list[str]) -> BuildSettings:
         problems.append("build must be a mapping")
         return BuildSettings()
     _unknown_keys(raw, _BUILD_KEYS, "build", problems)
-    include = _str_tuple(raw.get("include", ["**/*"]), "build.include", problems)
-    exclude = _str_tuple(raw.get("exclude", []), "build.exclude", problems)
-    strip = _bool(raw.get("strip_outputs", True), "build.strip_outputs", problems)
-    allow = _bool(raw.get("allow_files", True), "build.allow_files", problems)
+    include = read_str_tuple(raw.get("include", ["**/*"]), "build.include", problems)
+    exclude = read_str_tuple(raw.get("exclude", []), "build.exclude", problems)
+    strip = read_bool(raw.get("strip_outputs", True), "build.strip_outputs", problems)
+    allow = read_bool(raw.get("allow_files", True), "build.allow_files", problems)
     return BuildSettings(include=include, exclude=exclude, strip_outputs=strip, allow_files=allow)
 
 
@@ -401,16 +408,18 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
         )
         import_rate = 30
     return {
-        "keep_releases": _int(
+        "keep_releases": read_int(
             raw.get("keep_releases", 5), f"{where}.keep_releases", problems, 1, MAX_KEEP
         ),
-        "lock_stale_minutes": _int(
+        "lock_stale_minutes": read_int(
             raw.get(stale_key, 3), f"{where}.{stale_key}", problems, 1, MAX_STALE_MINUTES
         ),
-        "keep_backups": _int(
+        "keep_backups": read_int(
             raw.get("keep_backups", 10), f"{where}.keep_backups", problems, 1, MAX_KEEP
         ),
-        "parallel": _int(raw.get("parallel", 8), f"{where}.parallel", problems, 1, MAX_PARALLEL),
+        "parallel": read_int(
+            raw.get("parallel", 8), f"{where}.parallel", problems, 1, MAX_PARALLEL
+        ),
         "import_rate": float(import_rate),
         "restore_budget_minutes": _budget_minutes(
             raw.get("restore_budget_minutes", 10), f"{where}.restore_budget_minutes", problems
@@ -420,17 +429,17 @@ def _engine_settings(raw: dict[str, Any], where: str, problems: list[str]) -> di
 
 def _connection_settings(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
     """Where and how to sign in (the `Environment` fields host, profile and auth)."""
-    host = _opt_str(raw.get("host"), f"{where}.host", problems)
+    host = read_opt_str(raw.get("host"), f"{where}.host", problems)
     if host and not re.match(r"^https?://[^/\s]+/?$", host):
         problems.append(f"{where}.host must look like https://adb-123.4.azuredatabricks.net")
-    auth = _opt_str(raw.get("auth"), f"{where}.auth", problems)
+    auth = read_opt_str(raw.get("auth"), f"{where}.auth", problems)
     if auth and auth not in KNOWN_AUTH_MODES:
         problems.append(
             f"{where}.auth '{auth}' is not one of: {', '.join(sorted(KNOWN_AUTH_MODES))}"
         )
     return {
         "host": host.rstrip("/") if host else None,
-        "profile": _opt_str(raw.get("profile"), f"{where}.profile", problems),
+        "profile": read_opt_str(raw.get("profile"), f"{where}.profile", problems),
         "auth": auth,
     }
 
@@ -471,14 +480,14 @@ def _parse_environment(name: str, raw: Any, problems: list[str]) -> Environment 
     permissions = None
     if raw.get("permissions") is not None:
         permissions = parse_grants(raw["permissions"], f"{where}.permissions", problems)
-    ado_env = _opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
+    ado_env = read_opt_str(raw.get("ado_environment"), f"{where}.ado_environment", problems)
     return Environment(
         name=name,
         root=_parse_root(raw, where, problems),
         **_connection_settings(raw, where, problems),
-        requires=_opt_str(raw.get("requires"), f"{where}.requires", problems),
+        requires=read_opt_str(raw.get("requires"), f"{where}.requires", problems),
         parameters=MappingProxyType(
-            _mapping(raw.get("parameters"), f"{where}.parameters", problems)
+            read_mapping(raw.get("parameters"), f"{where}.parameters", problems)
         ),
         approval=_parse_approval(raw.get("approval"), f"{where}.approval", problems),
         ado_environment=ado_env or f"dbx-{name}",
@@ -495,15 +504,6 @@ def _unknown_keys(raw: dict[str, Any], known: set[str], where: str, problems: li
             problems.append(f"{where}: unknown key '{key}'" if where else f"unknown key '{key}'")
 
 
-def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.append(f"{where} must be a mapping")
-        return {}
-    return dict(value)
-
-
 def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | None:
     if raw is None:
         return None
@@ -511,13 +511,13 @@ def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | Non
         problems.append(f"{where} must be a mapping with approvers")
         return None
     _unknown_keys(raw, _APPROVAL_KEYS, where, problems)
-    approvers = _str_tuple(raw.get("approvers", []), f"{where}.approvers", problems)
+    approvers = read_str_tuple(raw.get("approvers", []), f"{where}.approvers", problems)
     if not approvers:
         problems.append(f"{where}.approvers must name at least one user or group")
-    min_approvers = _int(raw.get("min_approvers", 1), f"{where}.min_approvers", problems, 1)
+    min_approvers = read_int(raw.get("min_approvers", 1), f"{where}.min_approvers", problems, 1)
     if approvers and min_approvers > len(approvers):
         problems.append(f"{where}.min_approvers ({min_approvers}) exceeds the approvers listed")
-    timeout = _int(raw.get("timeout_minutes", 43200), f"{where}.timeout_minutes", problems, 1)
+    timeout = read_int(raw.get("timeout_minutes", 43200), f"{where}.timeout_minutes", problems, 1)
     branch = raw.get("branch_control", ())
     if branch is True:
         branch = ["refs/tags/v*"]
@@ -528,10 +528,10 @@ def _parse_approval(raw: Any, where: str, problems: list[str]) -> Approval | Non
         min_approvers=min_approvers,
         instructions=str(raw.get("instructions", "")),
         timeout_minutes=timeout,
-        requester_cannot_approve=_bool(
+        requester_cannot_approve=read_bool(
             raw.get("requester_cannot_approve", True), f"{where}.requester_cannot_approve", problems
         ),
-        branch_control=_str_tuple(branch, f"{where}.branch_control", problems),
+        branch_control=read_str_tuple(branch, f"{where}.branch_control", problems),
     )
 
 
@@ -542,7 +542,7 @@ def _parse_tests(raw: Any, where: str, problems: list[str]) -> EnvTestSettings |
         problems.append(f"{where} must be a mapping with notebooks and compute")
         return None
     _unknown_keys(raw, _TESTS_KEYS, where, problems)
-    notebooks = _str_tuple(raw.get("notebooks", []), f"{where}.notebooks", problems)
+    notebooks = read_str_tuple(raw.get("notebooks", []), f"{where}.notebooks", problems)
     if not notebooks and "notebooks" in raw:
         problems.append(f"{where}.notebooks must list at least one glob")
     elif not notebooks:
@@ -551,8 +551,8 @@ def _parse_tests(raw: Any, where: str, problems: list[str]) -> EnvTestSettings |
         if glob.startswith("/") or ".." in glob.split("/") or not glob.strip():
             problems.append(f"{where}.notebooks: '{glob}' must be relative to the root")
     compute = _parse_compute(raw.get("compute"), f"{where}.compute", problems)
-    timeout = _int(raw.get("timeout_minutes", 30), f"{where}.timeout_minutes", problems, 1)
-    parallel = _int(raw.get("parallel", 4), f"{where}.parallel", problems, 1, MAX_PARALLEL)
+    timeout = read_int(raw.get("timeout_minutes", 30), f"{where}.timeout_minutes", problems, 1)
+    parallel = read_int(raw.get("parallel", 4), f"{where}.parallel", problems, 1, MAX_PARALLEL)
     params = raw.get("parameters") or {}
     if not isinstance(params, dict) or not all(
         isinstance(v, (str, int, float, bool)) for v in params.values()
@@ -651,46 +651,6 @@ def _check_roots_apart(envs: dict[str, Environment], problems: list[str]) -> Non
                     f"environments '{a.name}' and '{b.name}' share a folder{some} ({ra}, {rb}); "
                     "give each its own root"
                 )
-
-
-def _opt_str(value: Any, where: str, problems: list[str]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        problems.append(f"{where} must be a non-empty string")
-        return None
-    return value.strip()
-
-
-def _str_tuple(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where} must be a list of strings")
-        return ()
-    return tuple(value)
-
-
-def _bool(value: Any, where: str, problems: list[str]) -> bool:
-    if not isinstance(value, bool):
-        problems.append(f"{where} must be true or false")
-        return False
-    return value
-
-
-def _int(
-    value: Any, where: str, problems: list[str], minimum: int = 0, maximum: int | None = None
-) -> int:
-    # A count is a loop bound or a thread pool: 10^8 of them would exhaust the machine.
-    top = f" and <= {maximum}" if maximum is not None else ""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not minimum <= value <= (maximum if maximum is not None else value)
-    ):
-        problems.append(f"{where} must be an integer >= {minimum}{top}")
-        return minimum
-    return value
 
 
 def environment_host(env: Environment) -> str | None:
